@@ -1,0 +1,88 @@
+"""The `workbench` command line, run as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from workbench.cli import main
+from workbench.data.nifti import load_label, save_nifti
+
+SUBCOMMANDS = [["demo"], ["phantoms"], ["manifest"], ["manifest", "brats-mets"], ["instances"]]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: workbench " + " ".join(command) in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run(["workbench", "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("workbench ")
+
+
+def test_phantoms_then_demo_on_that_manifest(tmp_path, capsys):
+    assert main(["phantoms", "3", "-o", str(tmp_path), "--shape", "32", "32", "32", "--seed", "1"]) == 0
+    assert main(["demo", "--manifest", str(tmp_path / "manifest.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "3 cases" in out
+    for region in ("WT", "TC", "ET", "RC"):
+        assert region in out
+    assert "cases_present" in out and "phantom-002" in out
+
+
+def test_instances_lists_components_and_writes_maps(tmp_path, capsys):
+    label = np.zeros((10, 10, 10), dtype=np.uint8)
+    label[1:3, 1:3, 1:3] = 3
+    label[7, 7, 7] = 3
+    label[5, 0, 0] = 4
+    path = tmp_path / "seg.nii.gz"
+    save_nifti(path, label, spacing=(1.0, 1.0, 2.0))
+    assert main(["instances", str(path), "--out", str(tmp_path / "maps")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in out[1:] if line.split() and line.split()[0] in ("WT", "TC", "ET", "RC")]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("WT", "1", "8"), ("WT", "2", "1"), ("TC", "1", "8"), ("TC", "2", "1"),
+        ("ET", "1", "8"), ("ET", "2", "1"), ("RC", "1", "1"),
+    ]
+    cells, _, spacing = load_label(tmp_path / "maps" / "ET-cells.nii.gz")
+    assert spacing == (1.0, 1.0, 2.0)
+    assert set(np.unique(cells)) == {1, 2} and cells[0, 0, 0] == 1 and cells[9, 9, 9] == 2
+
+
+def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
+    assert main(["instances", str(tmp_path / "missing.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert "workbench instances: error:" in err and "missing.nii.gz" in err
+    label = np.full((4, 4, 4), 7, dtype=np.uint8)
+    save_nifti(tmp_path / "bad.nii.gz", label)
+    assert main(["instances", str(tmp_path / "bad.nii.gz")]) == 1
+    assert "[7]" in capsys.readouterr().err
+
+
+def test_manifest_brats_mets_writes_a_loadable_manifest(tmp_path, capsys):
+    from workbench.data.manifest import load_manifest
+
+    root = tmp_path / "raw"
+    for cid in ("BraTS-MET-00001-000", "BraTS-MET-00002-000"):
+        folder = root / cid
+        folder.mkdir(parents=True)
+        for modality in ("t1n", "t1c", "t2w", "t2f"):
+            save_nifti(folder / f"{cid}-{modality}.nii.gz", np.ones((4, 4, 4), np.float32))
+        save_nifti(folder / f"{cid}-seg.nii.gz", np.zeros((4, 4, 4), np.uint8))
+    out = tmp_path / "m.yaml"
+    assert main(["manifest", "brats-mets", str(root), "-o", str(out), "--split", "train"]) == 0
+    assert "2 cases, 2 with labels" in capsys.readouterr().out
+    manifest = load_manifest(out)
+    assert [c.split for c in manifest.cases] == ["train", "train"]
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "workbench"], capture_output=True, text=True)
+    assert result.returncode == 2 and "demo" in result.stdout

@@ -1,0 +1,1 @@
+"""Data layer: manifests, NIfTI I/O and the synthetic phantom cohort."""
