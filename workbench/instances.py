@@ -173,8 +173,10 @@ def instance_maps(
     for b in range(batch):
         sizes_b, bboxes_b = [], []
         for k in range(channels):
+            # A uint8 view, not bool: cc3d 4.1.1's bool fast path mislabels some 2D 8-connected
+            # images and fails on some 3D ones (tests/instances pins this against scipy).
             ids, n = cc3d.connected_components(
-                masks[b, k], connectivity=connectivity, return_N=True, out_dtype=np.uint32
+                masks[b, k].view(np.uint8), connectivity=connectivity, return_N=True, out_dtype=np.uint32
             )
             components[b, k] = ids
             counts[b, k] = n

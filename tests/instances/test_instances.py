@@ -164,19 +164,32 @@ def test_voronoi_assigns_a_nearest_component_for_any_spacing(seed, spacing):
     np.testing.assert_allclose(assigned, dist.min(1), rtol=1e-12, atol=1e-12)
 
 
-@settings(max_examples=80, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), connectivity=st.sampled_from([6, 18, 26]))
-def test_component_counts_and_sizes_match_scipy_label(seed, connectivity):
-    mask = np.random.default_rng(seed).random((7, 6, 8)) < 0.25
-    structure = ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
-    reference, n = ndi.label(mask, structure=structure)
-    maps = instance_maps(mask[None, None].astype(np.int64), connectivity=connectivity, num_classes=1)
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), ndim=st.sampled_from([2, 3]))
+def test_components_match_scipy_label(data, ndim):
+    shape = tuple(data.draw(st.lists(st.integers(1, 19 if ndim == 2 else 11), min_size=ndim, max_size=ndim)))
+    density = data.draw(st.sampled_from([0.02, 0.1, 0.3, 0.6]))
+    mask = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).random(shape) < density
+    connectivity = data.draw(st.sampled_from([4, 8] if ndim == 2 else [6, 18, 26]))
+    rank = {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[connectivity]
+    reference, n = ndi.label(mask, structure=ndi.generate_binary_structure(ndim, rank))
+    maps = instance_maps(mask[None, None], mode="sigmoid", connectivity=connectivity)
+    ours = maps.components[0, 0]
     assert maps.counts[0, 0] == n
+    np.testing.assert_array_equal(ours > 0, mask)
     assert sorted(maps.sizes[0][0].tolist()) == sorted(np.bincount(reference.ravel())[1:].tolist())
     # Same partition: each of our components is exactly one scipy component.
-    ours = maps.components[0, 0]
-    for cid in range(1, n + 1):
-        assert len(np.unique(reference[ours == cid])) == 1
+    assert len(set(zip(ours[mask].tolist(), reference[mask].tolist()))) == n
+
+
+def test_two_dimensional_eight_connected_regression():
+    # cc3d 4.1.1 labels (3, 1) here when given a bool image; workbench must not.
+    mask = np.zeros((11, 11), dtype=bool)
+    mask[1, 6] = mask[10, 9] = True
+    mask[6:9, 5:7] = True
+    maps = instance_maps(mask[None, None], mode="sigmoid", connectivity=8)
+    np.testing.assert_array_equal(maps.components[0, 0] > 0, mask)
+    assert maps.sizes[0][0].tolist() == [1, 6, 1]
 
 
 def test_voronoi_matches_scipy_feature_transform_without_ties():

@@ -1,0 +1,73 @@
+"""The fast segment-sum losses equal the loop oracle (workbench.losses.reference), values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.losses import LOSS_NAMES, build_loss
+from workbench.losses.reference import reference_loss
+
+from _cases import loss_cases
+
+INSTANCE = ("blob", "cc", "iwl_blob", "iwl_cc")
+
+
+def _value_and_grad(fn, logits):
+    x = logits.clone().requires_grad_(True)
+    value = fn(x)
+    (grad,) = torch.autograd.grad(value, x)
+    return value.detach(), grad
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@settings(max_examples=25, deadline=None)
+@given(case=loss_cases(), base=st.sampled_from(["dice_ce", "dice", "ce"]), weights=st.sampled_from([(1.0, 1.0), (0.0, 1.0), (2.0, 1.0)]))
+def test_fast_path_equals_reference(name, case, base, weights):
+    mode, logits, target, ignore_index = case
+    options = {"mode": mode, "ignore_index": ignore_index}
+    if name in INSTANCE:
+        options.update(base=base, alpha=weights[0], beta=weights[1])
+    if name in ("cc", "iwl_cc"):
+        options["spacing"] = (1.0, 2.0, 0.5)[-logits.ndim + 2 :]
+    fast = build_loss(name, **options)
+    value, grad = _value_and_grad(lambda x: fast(x, target), logits)
+    expected_value, expected_grad = _value_and_grad(lambda x: reference_loss(name, x, target, **options), logits)
+    torch.testing.assert_close(value, expected_value, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=loss_cases(), name=st.sampled_from(INSTANCE))
+def test_precomputed_instances_give_the_same_loss(case, name):
+    from workbench.instances import instance_maps
+
+    mode, logits, target, ignore_index = case
+    loss = build_loss(name, mode=mode, ignore_index=ignore_index)
+    array = target.numpy()
+    if mode == "softmax":
+        maps = instance_maps(array, "softmax", num_classes=logits.shape[1] - 1, ignore_index=ignore_index)
+    else:
+        maps = instance_maps(array, "sigmoid")
+    torch.testing.assert_close(loss(logits, target, instances=maps), loss(logits, target), rtol=0, atol=0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=loss_cases(), name=st.sampled_from(INSTANCE))
+def test_component_table_matches_the_oracle(case, name):
+    from workbench.losses.reference import reference_instance_terms
+
+    mode, logits, target, ignore_index = case
+    table = build_loss(name, mode=mode, ignore_index=ignore_index).components(logits, target)
+    expected = reference_instance_terms(name, logits, target, mode=mode, ignore_index=ignore_index)
+    assert len(table) == len(expected)
+    rows = sorted(expected, key=lambda r: (r["batch"], r["channel"], r["id"]))
+    table = table.sort_values(["batch", "channel", "id"]).reset_index(drop=True)
+    for row, (_, got) in zip(rows, table.iterrows()):
+        assert (got["batch"], got["channel"], got["id"], got["size"]) == (row["batch"], row["channel"], row["id"], row["size"])
+        assert got["domain_size"] == row["domain_size"]
+        assert got["dice"] == pytest.approx(float(row["dice"]), rel=1e-9, abs=1e-12)
+        assert got["ce"] == pytest.approx(float(row["ce"]), rel=1e-9, abs=1e-12)
+        assert got["weight"] == pytest.approx(float(row["weight"]), rel=1e-12)

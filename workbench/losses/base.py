@@ -1,0 +1,268 @@
+"""Shared pieces of every loss: input checks, stable log-probabilities, targets, instance tensors.
+
+Shapes, as everywhere in :mod:`workbench.losses`:
+
+* ``logits``: (B, C + 1, *S) in softmax mode (channel 0 background), (B, R, *S) in sigmoid mode;
+  ``*S`` is (Y, X) or (Z, Y, X).
+* ``target``: (B, *S) or (B, 1, *S) integer class map in softmax mode; (B, R, *S) binary region
+  masks in sigmoid mode.
+* foreground channels ``k``: classes 1..C (softmax), all R regions (sigmoid); tensors indexed by
+  ``k`` below have K = C or K = R channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from workbench.instances import InstanceMaps, instance_maps
+from workbench.labels import LabelSchema
+
+__all__ = [
+    "EPS",
+    "Activations",
+    "InstanceTensors",
+    "Mode",
+    "Targets",
+    "activations",
+    "check_inputs",
+    "instance_tensors",
+    "targets",
+]
+
+Mode = Literal["softmax", "sigmoid"]
+Base = Literal["dice_ce", "dice", "ce"]
+EPS = 1e-5
+"""Smoothing of every soft Dice: ``1 - (2 Σ pg + ε) / (Σ p + Σ g + ε)``."""
+
+
+@dataclass(frozen=True, eq=False)
+class Activations:
+    """Probabilities and log-probabilities of the foreground channels, float32 or float64.
+
+    ``p``, ``log_p``, ``log_not_p``: (B, K, *S). ``log_p_all``: (B, C + 1, *S) in softmax mode
+    (for the multi-class cross-entropy of the global term), None in sigmoid mode.
+    """
+
+    p: Tensor
+    log_p: Tensor
+    log_not_p: Tensor
+    log_p_all: Tensor | None
+
+
+@dataclass(frozen=True, eq=False)
+class Targets:
+    """The target as the losses use it.
+
+    ``y``: (B, K, *S) float 0/1 masks of the foreground channels. ``valid``: (B, 1, *S) float
+    mask of the voxels that count (all ones without ``ignore_index``). ``labels``: (B, *S) int64
+    class map with ignored voxels set to 0 (softmax), None in sigmoid mode.
+    """
+
+    y: Tensor
+    valid: Tensor
+    labels: Tensor | None
+    has_ignored: bool
+
+
+@dataclass(frozen=True, eq=False)
+class InstanceTensors:
+    """Instance maps on the loss's device, flattened for segment sums.
+
+    ``components`` and ``cells``: (B, K, V) int64 (V = voxels per element). Segment ``j`` (global
+    component index) is component ``n`` of ``(b, k)`` with ``j = offsets[b, k] + n - 1``;
+    ``segment_bk[j] = b * K + k``; ``sizes[j]`` its voxel count (float, on device).
+    """
+
+    components: Tensor
+    cells: Tensor | None
+    counts: Tensor
+    offsets: Tensor
+    segment_bk: Tensor
+    sizes: Tensor
+
+    @property
+    def total(self) -> int:
+        return int(self.sizes.numel())
+
+
+def check_inputs(
+    logits: Tensor, target: Tensor, mode: Mode, schema: LabelSchema | None, ignore_index: int | None
+) -> None:
+    """Raise a clear error for logits or targets the losses cannot use.
+
+    Raises
+    ------
+    TypeError
+        ``logits`` not floating point; ``target`` floating point with non-integer values.
+    ValueError
+        Shapes that do not match, a channel count that disagrees with ``schema``, too few channels,
+        target values outside ``0..C`` (softmax) or not binary (sigmoid), NaN or inf in ``logits``.
+    """
+    if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
+        raise TypeError(
+            f"Expected `logits` and `target` to be torch tensors, but got {type(logits).__name__} and {type(target).__name__}."
+        )
+    if not logits.is_floating_point():
+        raise TypeError(f"Expected floating-point `logits`, but got dtype {logits.dtype}.")
+    if logits.ndim not in (4, 5):
+        raise ValueError(
+            f"Expected `logits` of shape (B, K, Y, X) or (B, K, Z, Y, X), but got {tuple(logits.shape)}."
+        )
+    channels = logits.shape[1]
+    if schema is not None and channels != schema.num_channels(mode):
+        names = schema.foreground_names(mode)
+        expected = f"{schema.num_channels(mode)} = " + ("background + " if mode == "softmax" else "") + ", ".join(names)
+        raise ValueError(
+            f"Expected `logits` with {expected} channels for schema {schema.name!r} in {mode} mode, "
+            f"but got {channels} channels (shape {tuple(logits.shape)})."
+        )
+    spatial = tuple(logits.shape[2:])
+    if mode == "softmax":
+        if channels < 2:
+            raise ValueError(f"Expected at least 2 channels (background + classes) in softmax mode, but got {channels}.")
+        shape = tuple(target.shape)
+        if not (shape == (logits.shape[0], *spatial) or shape == (logits.shape[0], 1, *spatial)):
+            raise ValueError(
+                f"Expected `target` of shape (B, *S) = {(logits.shape[0], *spatial)} or (B, 1, *S) in softmax mode "
+                f"to match logits {tuple(logits.shape)}, but got {shape}."
+            )
+        if target.is_floating_point() and not torch.equal(target, target.round()):
+            raise TypeError(f"Expected an integer class map as `target` in softmax mode, but got dtype {target.dtype}.")
+        values = target.long()
+        if ignore_index is not None:
+            values = values.masked_fill(values == ignore_index, 0)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high > channels - 1:
+            bad = torch.unique(values[(values < 0) | (values > channels - 1)]).tolist()
+            raise ValueError(
+                f"Expected `target` labels in 0..{channels - 1} for {channels} channels"
+                + (f" (or ignore_index={ignore_index})" if ignore_index is not None else "")
+                + f", but got values {bad}."
+            )
+    else:
+        if tuple(target.shape) != tuple(logits.shape):
+            raise ValueError(
+                f"Expected `target` region masks of the same shape as `logits` {tuple(logits.shape)} in sigmoid mode, "
+                f"but got {tuple(target.shape)}."
+            )
+        if target.dtype != torch.bool:
+            low, high = target.min(), target.max()
+            if low < 0 or high > 1 or not torch.equal(target, target.round()):
+                bad = torch.unique(target[(target != 0) & (target != 1)]).tolist()
+                raise ValueError(f"Expected binary region masks (0/1) as `target` in sigmoid mode, but got values {bad[:10]}.")
+    if not torch.isfinite(logits).all():
+        raise ValueError(
+            f"`logits` hold {int((~torch.isfinite(logits)).sum())} NaN or infinite values (shape {tuple(logits.shape)})."
+        )
+
+
+def activations(logits: Tensor, mode: Mode) -> Activations:
+    """Stable probabilities and log-probabilities (computed in float32 at least).
+
+    In softmax mode, ``log(1 - p_k)`` is the log-sum-exp of the *other* channels minus the
+    log-sum-exp of all, evaluated without cancellation even for saturated logits: channels that are
+    not the voxel's maximum use sums shifted by the maximum (which stays in the sum, so it is ≥ 1);
+    the maximum channel uses sums shifted by the second largest logit, taken without it.
+    """
+    x = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    if mode == "sigmoid":
+        log_p = torch.nn.functional.logsigmoid(x)
+        log_not_p = log_p - x
+        return Activations(torch.sigmoid(x), log_p, log_not_p, None)
+
+    top, top_index = x.max(dim=1, keepdim=True)
+    is_top = torch.arange(x.shape[1], device=x.device).view(1, -1, *([1] * (x.ndim - 2))) == top_index
+    shifted = torch.exp(x - top)
+    total = shifted.sum(dim=1, keepdim=True)  # ≥ 1
+    log_total = torch.log(total)
+    log_p_all = x - top - log_total
+    others = x.masked_fill(is_top, float("-inf"))
+    second = others.max(dim=1, keepdim=True).values
+    rest_of_top = torch.exp(others - second).sum(dim=1, keepdim=True)  # ≥ 1: all but the top channel
+    rest = torch.where(is_top, torch.ones_like(total), total - shifted)  # ≥ 1 off the top channel
+    log_not_p_all = torch.where(is_top, second - top + torch.log(rest_of_top), torch.log(rest)) - log_total
+    p_all = shifted / total
+    return Activations(p_all[:, 1:], log_p_all[:, 1:], log_not_p_all[:, 1:], log_p_all)
+
+
+def targets(target: Tensor, mode: Mode, logits: Tensor, ignore_index: int | None) -> Targets:
+    """Foreground masks, valid-voxel mask and (softmax) class map of a checked target."""
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    if mode == "sigmoid":
+        y = target.to(dtype)
+        return Targets(y, torch.ones_like(y[:, :1]), None, False)
+    labels = target.long()
+    if labels.ndim == logits.ndim:  # (B, 1, *S)
+        labels = labels[:, 0]
+    has_ignored = False
+    if ignore_index is not None:
+        ignored = labels == ignore_index
+        has_ignored = bool(ignored.any())
+        labels = labels.masked_fill(ignored, 0)
+        valid = (~ignored).unsqueeze(1).to(dtype)
+    else:
+        valid = torch.ones_like(labels.unsqueeze(1), dtype=dtype)
+    classes = torch.arange(1, logits.shape[1], device=target.device).view(1, -1, *([1] * (labels.ndim - 1)))
+    y = (labels.unsqueeze(1) == classes).to(dtype)
+    return Targets(y, valid, labels, has_ignored)
+
+
+def instance_tensors(maps: InstanceMaps, device: torch.device, use_cells: bool) -> InstanceTensors:
+    """Move instance maps to ``device`` and index their components as global segments."""
+    batch, channels = maps.counts.shape
+    counts = torch.as_tensor(maps.counts, dtype=torch.int64)
+    flat_counts = counts.reshape(-1)
+    offsets = (torch.cumsum(flat_counts, 0) - flat_counts).reshape(batch, channels)
+    segment_bk = torch.repeat_interleave(torch.arange(batch * channels), flat_counts)
+    sizes = [s for per_b in maps.sizes for s in per_b]
+    sizes_np = np.concatenate(sizes).astype(np.float64) if sizes else np.zeros(0)
+    components = torch.from_numpy(maps.components).reshape(batch, channels, -1).to(device=device, dtype=torch.int64)
+    cells = None
+    if use_cells:
+        if maps.cells is None:
+            raise ValueError("The cc losses need Voronoi cells: pass instance maps computed with voronoi=True.")
+        cells = torch.from_numpy(maps.cells).reshape(batch, channels, -1).to(device=device, dtype=torch.int64)
+    return InstanceTensors(
+        components=components,
+        cells=cells,
+        counts=counts.to(device),
+        offsets=offsets.to(device),
+        segment_bk=segment_bk.to(device),
+        sizes=torch.from_numpy(sizes_np).to(device),
+    )
+
+
+def compute_instance_maps(
+    target: Tensor,
+    mode: Mode,
+    channels: int,
+    connectivity: int | None,
+    spacing: tuple[float, ...] | None,
+    voronoi: bool,
+    ignore_index: int | None,
+) -> InstanceMaps:
+    """Instance maps of a target computed on the fly (numpy, CPU): the slow path outside training."""
+    array = target.detach().cpu().numpy()
+    if mode == "softmax":
+        return instance_maps(
+            array, "softmax", connectivity, spacing, voronoi, num_classes=channels - 1, ignore_index=ignore_index
+        )
+    return instance_maps(array, "sigmoid", connectivity, spacing, voronoi)
+
+
+def check_instance_maps(maps: InstanceMaps, logits: Tensor, mode: Mode) -> None:
+    """Raise if precomputed instance maps do not belong to these logits."""
+    channels = logits.shape[1] - (1 if mode == "softmax" else 0)
+    expected = (logits.shape[0], channels, *logits.shape[2:])
+    if tuple(maps.components.shape) != expected:
+        raise ValueError(
+            f"Expected `instances` for {channels} foreground channels with components of shape {expected}, "
+            f"but got {tuple(maps.components.shape)}."
+        )
+    if maps.mode != mode:
+        raise ValueError(f"`instances` were computed in {maps.mode!r} mode but the loss runs in {mode!r} mode.")

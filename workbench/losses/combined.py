@@ -1,0 +1,335 @@
+"""The loss modules and :func:`build_loss`, the one way to make a loss by name.
+
+=====================  ==========================================================================
+name                   loss
+=====================  ==========================================================================
+``dc_ce``              nnU-Net DC+CE (batch Dice + cross-entropy), the baseline
+``blob``               ``alpha · DC+CE + beta · blob``   (Kofler et al. 2023, one-vs-rest)
+``cc``                 ``alpha · DC+CE + beta · CC``     (Voronoi-cell domains)
+``iwl_blob``           ``alpha · DC+CE + beta · blob`` with IWL weights inside each domain
+``iwl_cc``             ``alpha · DC+CE + beta · CC`` with IWL weights inside each domain
+``invweight_global``   DC+CE weighted by one inverse-size weight map (Shirokikh et al. 2020)
+``invweight_local``    per-channel, one-vs-rest inverse-size weighted Dice + BCE
+=====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from workbench.instances import InstanceMaps
+from workbench.labels import LabelSchema, get_schema
+from workbench.losses.base import (
+    Base,
+    Mode,
+    activations,
+    check_inputs,
+    check_instance_maps,
+    compute_instance_maps,
+    instance_tensors,
+    targets,
+)
+from workbench.losses.global_ import dice_ce, inverse_size_weights, weighted_channel_dice_ce
+from workbench.losses.instance import Domain, aggregate, component_terms
+
+__all__ = ["LOSS_NAMES", "PRESETS", "DiceCELoss", "InstanceLoss", "InverseWeightLoss", "build_loss"]
+
+LOSS_NAMES = ("dc_ce", "blob", "cc", "iwl_blob", "iwl_cc", "invweight_global", "invweight_local")
+PRESETS = {"default": (1.0, 1.0), "alpha2_beta1": (2.0, 1.0), "alpha1_beta2": (1.0, 2.0)}
+"""(alpha, beta) presets: the default of the multi-class paper, and the blob paper's two settings."""
+
+_MODES = ("softmax", "sigmoid")
+_BASES = ("dice_ce", "dice", "ce")
+
+
+class _Loss(torch.nn.Module):
+    """Validation and target handling shared by every loss module."""
+
+    def __init__(self, mode: Mode, ignore_index: int | None, schema: str | LabelSchema | None) -> None:
+        super().__init__()
+        _check_choice("mode", mode, _MODES)
+        if ignore_index is not None and mode == "sigmoid":
+            raise ValueError("`ignore_index` applies to softmax class maps only; in sigmoid mode mask the regions instead.")
+        self.mode = mode
+        self.ignore_index = ignore_index
+        self.schema = get_schema(schema) if schema is not None else None
+
+    def _prepare(self, logits: Tensor, target: Tensor):
+        check_inputs(logits, target, self.mode, self.schema, self.ignore_index)
+        return activations(logits, self.mode), targets(target, self.mode, logits, self.ignore_index)
+
+
+class DiceCELoss(_Loss):
+    """nnU-Net's DC+CE: ``1 - mean_k dice_k`` (batch Dice over foreground channels) + CE.
+
+    Call: ``loss(logits, target)`` with logits (B, C + 1, *S) and target (B, *S) or (B, 1, *S)
+    int (softmax), or logits (B, R, *S) and target (B, R, *S) binary (sigmoid). Returns a scalar.
+    """
+
+    def __init__(self, mode: Mode = "softmax", ignore_index: int | None = None, schema: str | LabelSchema | None = None):
+        super().__init__(mode, ignore_index, schema)
+
+    def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
+        act, tg = self._prepare(logits, target)
+        return dice_ce(act, tg, self.mode)
+
+    def extra_repr(self) -> str:
+        return _repr(mode=self.mode, ignore_index=self.ignore_index, schema=self.schema and self.schema.name)
+
+
+class InstanceLoss(_Loss):
+    """``alpha · DC+CE + beta · L_instance`` with blob or CC domains, optionally IWL-weighted.
+
+    Parameters
+    ----------
+    domain : {"blob", "cc"}
+    iwl : bool
+        Inverse-size weights inside each component's domain, ``clip(|D_n| / |C_n|, 1, max_weight)``.
+    alpha, beta : float
+        Weights of the global DC+CE and of the instance term; a zero weight skips its term.
+    base : {"dice_ce", "dice", "ce"}
+        Base loss of the instance term.
+    mode : {"softmax", "sigmoid"}
+    connectivity : int, optional
+        Component connectivity when instance maps are computed on the fly (26 / 8 by default).
+    spacing : tuple of float, optional
+        Voxel size (mm) for the Voronoi cells computed on the fly.
+    ignore_index : int, optional
+    max_weight : float
+        IWL bound (default 100).
+    schema : str or LabelSchema, optional
+        Checks the number of channels.
+
+    Call: ``loss(logits, target, instances=None)``; ``instances`` are the target's
+    :class:`~workbench.instances.InstanceMaps` (precomputed in data-loader workers), computed on the
+    fly when None. Returns a scalar.
+    """
+
+    def __init__(
+        self,
+        domain: Domain = "blob",
+        *,
+        iwl: bool = False,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        base: Base = "dice_ce",
+        mode: Mode = "softmax",
+        connectivity: int | None = None,
+        spacing: tuple[float, ...] | None = None,
+        ignore_index: int | None = None,
+        max_weight: float = 100.0,
+        schema: str | LabelSchema | None = None,
+    ) -> None:
+        super().__init__(mode, ignore_index, schema)
+        _check_choice("domain", domain, ("blob", "cc"))
+        _check_choice("base", base, _BASES)
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"Expected `{name}` to be a finite number ≥ 0, but got {value!r}.")
+        if not max_weight >= 1:
+            raise ValueError(f"Expected `max_weight` ≥ 1, but got {max_weight!r}.")
+        self.domain = domain
+        self.iwl = iwl
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.base = base
+        self.connectivity = connectivity
+        self.spacing = spacing
+        self.max_weight = float(max_weight)
+
+    def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
+        act, tg = self._prepare(logits, target)
+        loss = dice_ce(act, tg, self.mode) * self.alpha if self.alpha else 0.0
+        if self.beta:
+            inst = self._instances(logits, target, instances)
+            terms = component_terms(act, tg, inst, self.domain, self.iwl, self.max_weight)
+            loss = loss + self.beta * aggregate(terms.loss(self.base), inst, act.p)
+        if isinstance(loss, float):
+            return logits.sum() * 0.0
+        return loss
+
+    @torch.no_grad()
+    def components(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> pd.DataFrame:
+        """The instance term per component, for exploring a loss.
+
+        Returns
+        -------
+        table : DataFrame
+            One row per component: ``batch, channel, id, size, domain_size, weight, dice, ce, loss``
+            (``loss`` is the base loss of the component; ``channel`` is the logits channel: class
+            1..C in softmax mode, region 0..R-1 in sigmoid mode; with a schema, its name instead).
+        """
+        act, tg = self._prepare(logits, target)
+        inst = self._instances(logits, target, instances)
+        terms = component_terms(act, tg, inst, self.domain, self.iwl, self.max_weight)
+        batch, channels = inst.counts.shape
+        bk = inst.segment_bk.cpu().numpy()
+        ids = (torch.arange(inst.total, device=inst.offsets.device) - inst.offsets.reshape(-1)[inst.segment_bk] + 1)
+        names = self.schema.foreground_names(self.mode) if self.schema is not None else None
+        foreground = bk % channels
+        return pd.DataFrame(
+            {
+                "batch": bk // channels,
+                "channel": [names[c] for c in foreground] if names else foreground + (self.mode == "softmax"),
+                "id": ids.cpu().numpy(),
+                "size": inst.sizes.cpu().numpy().astype(np.int64),
+                "domain_size": terms.domain_size.cpu().numpy().astype(np.int64),
+                "weight": terms.weight.double().cpu().numpy(),
+                "dice": terms.dice.double().cpu().numpy(),
+                "ce": terms.ce.double().cpu().numpy(),
+                "loss": terms.loss(self.base).double().cpu().numpy(),
+            }
+        )
+
+    def _instances(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None):
+        if instances is None:
+            instances = compute_instance_maps(
+                target, self.mode, logits.shape[1], self.connectivity, self.spacing, self.domain == "cc", self.ignore_index
+            )
+        else:
+            check_instance_maps(instances, logits, self.mode)
+        return instance_tensors(instances, logits.device, use_cells=self.domain == "cc")
+
+    def extra_repr(self) -> str:
+        return _repr(
+            domain=self.domain, iwl=self.iwl, alpha=self.alpha, beta=self.beta, base=self.base, mode=self.mode,
+            connectivity=self.connectivity, spacing=self.spacing, ignore_index=self.ignore_index,
+            max_weight=self.max_weight if self.iwl else None, schema=self.schema and self.schema.name,
+        )
+
+
+class InverseWeightLoss(_Loss):
+    """Inverse-size weighted DC+CE (Shirokikh et al. 2020), global or per channel (local).
+
+    Parameters
+    ----------
+    scope : {"global", "local"}
+        One weight map over all channels' components (weighted DC+CE), or one per channel
+        (one-vs-rest weighted Dice + BCE, averaged over channels).
+    clip : (float, float)
+        Weight bounds ``[w_min, w_max]``, default ``(1, 2e5)``.
+    mode, connectivity, ignore_index, schema
+        As for :class:`InstanceLoss`.
+    """
+
+    def __init__(
+        self,
+        scope: Literal["global", "local"] = "global",
+        *,
+        clip: tuple[float, float] = (1.0, 2e5),
+        mode: Mode = "softmax",
+        connectivity: int | None = None,
+        ignore_index: int | None = None,
+        schema: str | LabelSchema | None = None,
+    ) -> None:
+        super().__init__(mode, ignore_index, schema)
+        _check_choice("scope", scope, ("global", "local"))
+        low, high = (float(c) for c in clip)
+        if not (0 < low <= high < np.inf):
+            raise ValueError(f"Expected `clip` = (w_min, w_max) with 0 < w_min ≤ w_max < inf, but got {tuple(clip)!r}.")
+        self.scope = scope
+        self.clip = (low, high)
+        self.connectivity = connectivity
+
+    def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
+        act, tg = self._prepare(logits, target)
+        if instances is None:
+            instances = compute_instance_maps(
+                target, self.mode, logits.shape[1], self.connectivity, None, False, self.ignore_index
+            )
+        else:
+            check_instance_maps(instances, logits, self.mode)
+        inst = instance_tensors(instances, logits.device, use_cells=False)
+        weights = inverse_size_weights(inst, tg, self.scope, self.clip, act.p.shape)
+        if self.scope == "global":
+            return dice_ce(act, tg, self.mode, weights)
+        return weighted_channel_dice_ce(act, tg, weights)
+
+    def extra_repr(self) -> str:
+        return _repr(
+            scope=self.scope, clip=self.clip, mode=self.mode, connectivity=self.connectivity,
+            ignore_index=self.ignore_index, schema=self.schema and self.schema.name,
+        )
+
+
+def build_loss(name: str, **options: Any) -> torch.nn.Module:
+    """Make a loss by name (DESIGN §6).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`LOSS_NAMES`.
+    **options
+        ``mode``, ``ignore_index``, ``schema`` for every loss; for blob / cc / iwl_*: ``alpha``,
+        ``beta`` or ``preset`` (one of :data:`PRESETS`), ``base``, ``connectivity``, ``spacing``, and
+        ``max_weight`` (iwl_* only); for invweight_*: ``clip``, ``connectivity``.
+
+    Returns
+    -------
+    loss : torch.nn.Module
+        Called as ``loss(logits, target)`` or ``loss(logits, target, instances=maps)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, preset or option value.
+    TypeError
+        An option the named loss does not take (the message lists those it takes).
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = build_loss("blob", preset="alpha2_beta1", mode="sigmoid")
+    >>> loss
+    InstanceLoss(domain='blob', iwl=False, alpha=2.0, beta=1.0, base='dice_ce', mode='sigmoid')
+    >>> target = torch.zeros(1, 1, 8, 8)
+    >>> target[0, 0, 1:3, 1:3] = target[0, 0, 5:7, 5:7] = 1
+    >>> float(loss(torch.zeros(1, 1, 8, 8), target)) > 0
+    True
+    """
+    _check_choice("name", name, LOSS_NAMES)
+    options = dict(options)
+    preset = options.pop("preset", None)
+    if name in ("dc_ce", "invweight_global", "invweight_local"):
+        given = sorted(k for k in ("alpha", "beta") if k in options) + (["preset"] if preset else [])
+        if given:
+            warnings.warn(f"{given} have no effect on {name!r}, which has no instance term.", stacklevel=2)
+            for key in ("alpha", "beta"):
+                options.pop(key, None)
+        if name == "dc_ce":
+            return _construct(DiceCELoss, name, options)
+        return _construct(InverseWeightLoss, name, {"scope": name.split("_")[1], **options})
+    if preset is not None:
+        _check_choice("preset", preset, tuple(PRESETS))
+        if "alpha" in options or "beta" in options:
+            raise ValueError(f"Give either `preset` or `alpha`/`beta`, not both (got preset={preset!r}).")
+        options["alpha"], options["beta"] = PRESETS[preset]
+    iwl = name.startswith("iwl_")
+    if not iwl and "max_weight" in options:
+        raise TypeError(f"`max_weight` is an option of the IWL losses (iwl_blob, iwl_cc), not of {name!r}.")
+    return _construct(InstanceLoss, name, {"domain": name.removeprefix("iwl_"), "iwl": iwl, **options})
+
+
+def _construct(cls: type, name: str, options: dict[str, Any]) -> torch.nn.Module:
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "domain", "iwl", "scope")]
+    unknown = sorted(set(options) - set(accepted) - {"domain", "iwl", "scope"})
+    if unknown:
+        raise TypeError(f"Loss {name!r} got unexpected options {unknown}; it takes {accepted}" + (
+            " and preset" if cls is InstanceLoss else "") + ".")
+    return cls(**options)
+
+
+def _check_choice(argument: str, value: object, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"Expected `{argument}` to be one of {allowed}, but got {value!r}.")
+
+
+def _repr(**fields: object) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in fields.items() if v is not None)
