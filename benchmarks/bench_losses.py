@@ -3,7 +3,8 @@
 B = 2, 4 foreground classes (softmax, 5 channels), targets with exactly N components per class
 (N = 1, 10, 100, 1,000: small cubes on a grid, never touching), 64³ and 128³. Instance maps are
 precomputed, as the data loader does in training, so the timings are of the loss alone. The
-loop oracle (``workbench/losses/reference.py``) runs only where it finishes in reasonable time.
+loop oracle (``workbench/losses/reference.py``) runs up to 10 components per class: it keeps an
+autograd graph per component, so its memory grows with N.
 
 Run:  python benchmarks/bench_losses.py [--device cuda] [--sizes 64 128] [--components 1 10 100 1000]
 Target (DESIGN §7): every instance loss (with the global term) ≤ 1.5× DC+CE, flat in N.
@@ -25,6 +26,8 @@ from workbench.losses.reference import reference_loss
 
 CLASSES = 4
 BATCH = 2
+COLUMNS = [(name, {"name": name}) for name in LOSS_NAMES]
+COLUMNS.insert(2, ("blob (base=dice)", {"name": "blob", "kw": {"base": "dice"}}))
 
 
 def grid_target(size: int, components: int, seed: int) -> np.ndarray:
@@ -58,46 +61,63 @@ def timed(fn, repeats: int, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--mode", choices=("softmax", "sigmoid"), default="softmax",
+                        help="softmax: 5 channels and a class map; sigmoid: 4 region channels and masks")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--components", type=int, nargs="+", default=[1, 10, 100, 1000])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--reference-budget", type=float, default=20.0, help="skip the loop oracle when it would take longer (s)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per loss, each beside a DC+CE run")
+    parser.add_argument(
+        "--oracle-max-components", type=int, default=10,
+        help="run the loop oracle only up to this many components per class (it keeps one autograd graph "
+        "per component: memory grows with N)",
+    )
     args = parser.parse_args()
 
     device = args.device
     name = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
-    print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, {args.mode} mode")
     print()
-    print("| size | N / class | " + " | ".join(LOSS_NAMES) + " | loop oracle (blob) |")
-    print("|---|---|" + "---|" * (len(LOSS_NAMES) + 1))
+    print("| size | N / class | " + " | ".join(label for label, _ in COLUMNS) + " | loop oracle (blob) |")
+    print("|---|---|" + "---|" * (len(COLUMNS) + 1))
     for size in args.sizes:
         for n in args.components:
             target_np = grid_target(size, n, seed=size + n)
-            maps = instance_maps(target_np, num_classes=CLASSES)
+            if args.mode == "sigmoid":  # one region per class: the same components, as masks
+                target_np = np.stack([target_np == k for k in range(1, CLASSES + 1)], axis=1).astype(np.float32)
+                maps = instance_maps(target_np, "sigmoid")
+            else:
+                maps = instance_maps(target_np, num_classes=CLASSES)
             assert (maps.counts == n).all(), maps.counts
             target = torch.from_numpy(target_np).to(device)
-            logits = torch.randn(BATCH, CLASSES + 1, size, size, size, device=device, requires_grad=True)
+            channels = CLASSES + (args.mode == "softmax")
+            logits = torch.randn(BATCH, channels, size, size, size, device=device, requires_grad=True)
 
             def run(loss):
                 value = loss(logits, target, maps)
                 value.backward()
                 logits.grad = None
 
-            seconds = {}
-            for loss_name in LOSS_NAMES:
-                loss = build_loss(loss_name)
+            # Each loss is timed alternately with DC+CE, and compared with the DC+CE runs beside it,
+            # so that drift of this shared machine cancels out of the ratios.
+            reference = build_loss("dc_ce", mode=args.mode)
+            run(reference)
+            baseline, ratios = [], []
+            for label, options in COLUMNS[1:]:
+                loss = build_loss(options["name"], mode=args.mode, **options.get("kw", {}))
                 run(loss)  # warm-up
-                seconds[loss_name] = timed(lambda: run(loss), args.repeats, device)
-            base = seconds["dc_ce"]
-            cells = [f"{seconds['dc_ce'] * 1e3:.0f} ms"] + [f"{seconds[k] / base:.2f}×" for k in LOSS_NAMES[1:]]
-            estimate = seconds["dc_ce"] * n * CLASSES * BATCH / 8  # very rough: one masked pass per component
-            if estimate < args.reference_budget:
+                pairs = [(timed(lambda: run(reference), 1, device), timed(lambda: run(loss), 1, device)) for _ in range(args.repeats)]
+                base_times, loss_times = zip(*pairs)
+                baseline.extend(base_times)
+                ratios.append(statistics.median(loss_times) / statistics.median(base_times))
+            base = statistics.median(baseline)
+            cells = [f"{base * 1e3:.0f} ms"] + [f"{r:.2f}×" for r in ratios]
+            if n <= args.oracle_max_components:
                 def oracle():
-                    value = reference_loss("blob", logits, target)
+                    value = reference_loss("blob", logits, target, mode=args.mode)
                     value.backward()
                     logits.grad = None
 
-                cells.append(f"{timed(oracle, 1, device) / base:.1f}×")
+                cells.append(f"{timed(oracle, 1, device) / base:.0f}×")
             else:
                 cells.append("skipped")
             print(f"| {size}³ | {n} | " + " | ".join(cells) + " |", flush=True)

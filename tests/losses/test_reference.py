@@ -1,4 +1,4 @@
-"""The reference losses (the oracle of the fast path) against hand-computed values and MONAI.
+"""The reference losses (the oracle of the fast path) and the fast path against hand-computed values and MONAI.
 
 Expected numbers are written out by hand from the definitions in DESIGN §4/§4a; where logits are
 saturated (±20) probabilities are 1 or 0 up to e^-40, far below the tolerances used.
@@ -13,6 +13,9 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
+from monai import losses as monai_losses
+
+from workbench.losses import build_loss
 
 from workbench.losses.reference import (
     EPS,
@@ -23,6 +26,15 @@ from workbench.losses.reference import (
     reference_local_weights,
     reference_loss,
 )
+
+
+def fast_loss(name: str, logits: torch.Tensor, target: torch.Tensor, **options) -> torch.Tensor:
+    """The fast path with the oracle's call signature."""
+    return build_loss(name, **options)(logits, target)
+
+
+IMPLEMENTATIONS = pytest.mark.parametrize("loss_fn", [reference_loss, fast_loss], ids=["reference", "fast"])
+"""Hand-computed cases hold for the oracle and for the fast path alike."""
 
 
 def saturated_logits(predicted: np.ndarray, num_channels: int) -> torch.Tensor:
@@ -58,7 +70,8 @@ def two_cubes() -> np.ndarray:
 
 
 @pytest.mark.parametrize("found", ["large", "small"])
-def test_blob_dice_averages_found_and_missed_components(found):
+@IMPLEMENTATIONS
+def test_blob_dice_averages_found_and_missed_components(found, loss_fn):
     target = two_cubes()
     predicted = target.copy()
     if found == "large":
@@ -67,7 +80,7 @@ def test_blob_dice_averages_found_and_missed_components(found):
         predicted[0, 1:4, 1:4, 1:4] = 0
     logits = saturated_logits(predicted, 2)
 
-    loss = reference_loss("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0)
+    loss = loss_fn("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0)
     # Missed size: 1 voxel when the cube is found, 27 when the single voxel is found.
     expected = 0.5 * (0.0 + missed(1 if found == "large" else 27))
     assert float(loss) == pytest.approx(0.5, abs=1e-5)
@@ -91,14 +104,15 @@ def test_blob_dice_averages_found_and_missed_components(found):
         ("small", 1 - (2 + EPS) / (29 + EPS), 27),
     ],
 )
-def test_global_dc_ce_is_small_when_the_large_component_is_found(found, expected_dice, missed_voxels):
+@IMPLEMENTATIONS
+def test_global_dc_ce_is_small_when_the_large_component_is_found(found, expected_dice, missed_voxels, loss_fn):
     target = two_cubes()
     predicted = target.copy()
     if found == "large":
         predicted[0, 6, 6, 6] = 0
     else:
         predicted[0, 1:4, 1:4, 1:4] = 0
-    loss = reference_loss("dc_ce", saturated_logits(predicted, 2), torch.as_tensor(target))
+    loss = loss_fn("dc_ce", saturated_logits(predicted, 2), torch.as_tensor(target))
     # CE: -log p_target = 40 on each missed voxel, ~0 elsewhere; mean over 8³ voxels.
     expected = expected_dice + 40.0 * missed_voxels / 512
     assert float(loss) == pytest.approx(expected, abs=1e-12)
@@ -113,7 +127,8 @@ def strip_case() -> tuple[torch.Tensor, torch.Tensor]:
     return logits_from_probabilities(p), target
 
 
-def test_cc_domains_are_the_voronoi_cells():
+@IMPLEMENTATIONS
+def test_cc_domains_are_the_voronoi_cells(loss_fn):
     logits, target = strip_case()
     terms = reference_instance_terms("cc", logits, target)
     # Nearest component: x = 2, 3 → id 1 (distances 1, 2 vs 4, 3); x = 4, 5, 7 → id 2.
@@ -125,7 +140,7 @@ def test_cc_domains_are_the_voronoi_cells():
         -(math.log(1 - 0.1) + math.log(1 - 0.3) + math.log(0.5) + math.log(1 - 0.1)) / 4,
     ]
     assert values(terms, "ce") == pytest.approx(ce, abs=1e-12)
-    loss = reference_loss("cc", logits, target, alpha=0.0)
+    loss = loss_fn("cc", logits, target, alpha=0.0)
     assert float(loss) == pytest.approx(np.mean(values(terms, "dice")) + np.mean(ce), abs=1e-12)
 
 
@@ -138,7 +153,8 @@ def test_blob_domains_drop_the_other_components():
     assert values(terms, "dice") == pytest.approx(expected, abs=1e-12)
 
 
-def test_class_averaging_gives_a_rare_class_the_weight_of_a_common_one():
+@IMPLEMENTATIONS
+def test_class_averaging_gives_a_rare_class_the_weight_of_a_common_one(loss_fn):
     """Mean over components, then over classes present, then over batch elements with components."""
     target = np.zeros((3, 12, 12), dtype=np.int64)
     for y, x in [(1, 1), (1, 10), (10, 1), (10, 10)]:  # b = 0: class 1, four 1-voxel components, found
@@ -151,7 +167,7 @@ def test_class_averaging_gives_a_rare_class_the_weight_of_a_common_one():
     predicted[2] = 0
     logits = saturated_logits(predicted, 3)
 
-    loss = reference_loss("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0, connectivity=4)
+    loss = loss_fn("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0, connectivity=4)
     per_batch = [
         (0.0 + missed(4)) / 2,  # class 1: four found (mean 0); class 2: one missed
         (missed(1) + missed(2)) / 2,  # class 1 only
@@ -289,11 +305,12 @@ def test_invweight_global_sigmoid_takes_the_smallest_containing_component():
 
 
 @pytest.mark.parametrize("name", ["invweight_global", "invweight_local"])
-def test_invweight_loss_with_a_hand_computed_weight_map(name):
+@IMPLEMENTATIONS
+def test_invweight_loss_with_a_hand_computed_weight_map(name, loss_fn):
     target = torch.zeros(1, 4, 4, dtype=torch.long)
     target[0, 1, 1:3] = 1  # 2 voxels in 16: w = 16/(2·2) = 4 on them, 16/(2·14) → 1 elsewhere
     logits = torch.zeros(1, 2, 4, 4, dtype=torch.float64)  # p = 1/2
-    loss = reference_loss(name, logits, target)
+    loss = loss_fn(name, logits, target)
     # Σwpg = 4, Σwp = (8 + 14)/2, Σwg = 8; weighted CE of p = 1/2 is log 2.
     assert float(loss) == pytest.approx(1 - (8 + EPS) / (19 + EPS) + math.log(2), abs=1e-12)
 
@@ -303,28 +320,30 @@ def test_invweight_loss_with_a_hand_computed_weight_map(name):
 
 @pytest.mark.parametrize("mode", ["softmax", "sigmoid"])
 @pytest.mark.parametrize("name", INSTANCE_NAMES)
-def test_no_component_gives_zero_and_zero_gradient(name, mode):
+@IMPLEMENTATIONS
+def test_no_component_gives_zero_and_zero_gradient(name, mode, loss_fn):
     generator = torch.Generator().manual_seed(0)
     channels = 3 if mode == "softmax" else 2
     logits = torch.randn(2, channels, 4, 5, 6, dtype=torch.float64, generator=generator, requires_grad=True)
     target = torch.zeros(2, 4, 5, 6, dtype=torch.long) if mode == "softmax" else torch.zeros(2, 2, 4, 5, 6)
-    loss = reference_loss(name, logits, target, mode=mode, alpha=0.0, beta=1.0)
+    loss = loss_fn(name, logits, target, mode=mode, alpha=0.0, beta=1.0)
     loss.backward()
     assert loss.item() == 0.0
     assert torch.equal(logits.grad, torch.zeros_like(logits))
     assert reference_instance_terms(name, logits, target, mode=mode) == []
-    combined = reference_loss(name, logits, target, mode=mode)
-    assert combined.item() == pytest.approx(reference_loss("dc_ce", logits, target, mode=mode).item(), abs=1e-15)
+    combined = loss_fn(name, logits, target, mode=mode)
+    assert combined.item() == pytest.approx(loss_fn("dc_ce", logits, target, mode=mode).item(), abs=1e-15)
 
 
 @pytest.mark.parametrize(("connectivity", "expected"), [(4, 0.5 * missed(1)), (8, 1 - (2 + EPS) / (3 + EPS))])
-def test_2d_connectivity(connectivity, expected):
+@IMPLEMENTATIONS
+def test_2d_connectivity(connectivity, expected, loss_fn):
     target = np.zeros((1, 4, 4), dtype=np.int64)
     target[0, 0, 0] = target[0, 1, 1] = 1  # diagonal neighbours: two components (4) or one (8)
     predicted = np.zeros_like(target)
     predicted[0, 0, 0] = 1
     logits = saturated_logits(predicted, 2)
-    loss = reference_loss("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0, connectivity=connectivity)
+    loss = loss_fn("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0, connectivity=connectivity)
     assert float(loss) == pytest.approx(expected, abs=1e-12)
 
 
@@ -338,18 +357,19 @@ def random_case(seed: int, shape=(2, 8, 8), classes: int = 2, ignore: bool = Fal
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_ignored_voxels_change_nothing(name):
+@IMPLEMENTATIONS
+def test_ignored_voxels_change_nothing(name, loss_fn):
     logits, target = random_case(1, shape=(2, 6, 6, 6), ignore=True)
     ignored = target == 255
     logits = logits.requires_grad_()
-    loss = reference_loss(name, logits, target, ignore_index=255)
+    loss = loss_fn(name, logits, target, ignore_index=255)
     loss.backward()
     assert torch.isfinite(logits.grad).all()
     assert torch.equal(logits.grad.movedim(1, -1)[ignored], torch.zeros(int(ignored.sum()), 3, dtype=torch.float64))
 
     changed = logits.detach().clone()
     changed.movedim(1, -1)[ignored] = 50.0 * torch.randn(int(ignored.sum()), 3, dtype=torch.float64)
-    assert reference_loss(name, changed, target, ignore_index=255).item() == loss.item()
+    assert loss_fn(name, changed, target, ignore_index=255).item() == loss.item()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -364,7 +384,6 @@ def test_gradcheck(name):
 
 
 def test_blob_dice_matches_monai_dice_on_each_blob_domain():
-    monai_losses = pytest.importorskip("monai.losses")
     dice = monai_losses.DiceLoss(sigmoid=True, smooth_nr=EPS, smooth_dr=EPS, batch=False, reduction="mean")
     rng = np.random.default_rng(3)
     target = (rng.random((2, 1, 10, 10, 10)) > 0.95).astype(np.int64)
@@ -384,11 +403,12 @@ def test_blob_dice_matches_monai_dice_on_each_blob_domain():
 
     loss = reference_loss("blob", logits, torch.as_tensor(target), mode="sigmoid", base="dice", alpha=0.0)
     assert float(loss) == pytest.approx(np.mean(per_batch), abs=1e-12)
+    fast = build_loss("blob", mode="sigmoid", base="dice", alpha=0.0)(logits, torch.as_tensor(target))
+    assert float(fast) == pytest.approx(np.mean(per_batch), abs=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["softmax", "sigmoid"])
 def test_global_dc_ce_matches_monai_batch_dice_plus_torch_ce(mode):
-    monai_losses = pytest.importorskip("monai.losses")
     logits, target = random_case(4, shape=(2, 6, 6, 6))
     if mode == "softmax":
         dice = monai_losses.DiceLoss(

@@ -54,6 +54,8 @@ def test_ignore_index_is_accepted_as_a_label():
         ("cc", {"clip": (1, 2)}, TypeError, r"unexpected options \['clip'\]; it takes \['alpha', 'beta', 'base'"),
         ("invweight_global", {"clip": (0, 5)}, ValueError, r"`clip` = \(w_min, w_max\) with 0 < w_min ≤ w_max < inf, but got \(0, 5\)"),
         ("dc_ce", {"spacing": (1, 1, 1)}, TypeError, r"'dc_ce' got unexpected options \['spacing'\]"),
+        ("blob", {"domain": "cc"}, TypeError, r"'blob' got unexpected options \['domain'\]"),
+        ("invweight_local", {"scope": "global"}, TypeError, r"'invweight_local' got unexpected options \['scope'\]"),
         ("blob", {"mode": "sigmoid", "ignore_index": 0}, ValueError, r"`ignore_index` applies to softmax class maps only"),
     ],
 )

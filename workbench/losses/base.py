@@ -44,13 +44,14 @@ EPS = 1e-5
 class Activations:
     """Probabilities and log-probabilities of the foreground channels, float32 or float64.
 
-    ``p``, ``log_p``, ``log_not_p``: (B, K, *S). ``log_p_all``: (B, C + 1, *S) in softmax mode
-    (for the multi-class cross-entropy of the global term), None in sigmoid mode.
+    ``p``, ``log_p``, ``log_not_p``: (B, K, *S) (``log_not_p`` None when not asked for).
+    ``log_p_all``: (B, C + 1, *S) in softmax mode (for the multi-class cross-entropy of the global
+    term), None in sigmoid mode.
     """
 
     p: Tensor
     log_p: Tensor
-    log_not_p: Tensor
+    log_not_p: Tensor | None
     log_p_all: Tensor | None
 
 
@@ -73,7 +74,7 @@ class Targets:
 class InstanceTensors:
     """Instance maps on the loss's device, flattened for segment sums.
 
-    ``components`` and ``cells``: (B, K, V) int64 (V = voxels per element). Segment ``j`` (global
+    ``components`` and ``cells``: (B, K, V) int32 (V = voxels per element). Segment ``j`` (global
     component index) is component ``n`` of ``(b, k)`` with ``j = offsets[b, k] + n - 1``;
     ``segment_bk[j] = b * K + k``; ``sizes[j]`` its voxel count (float, on device).
     """
@@ -161,33 +162,64 @@ def check_inputs(
         )
 
 
-def activations(logits: Tensor, mode: Mode) -> Activations:
-    """Stable probabilities and log-probabilities (computed in float32 at least).
+def activations(logits: Tensor, mode: Mode, one_vs_rest: bool = True) -> Activations:
+    """Probabilities and log-probabilities, in float32 at least.
 
-    In softmax mode, ``log(1 - p_k)`` is the log-sum-exp of the *other* channels minus the
-    log-sum-exp of all, evaluated without cancellation even for saturated logits: channels that are
-    not the voxel's maximum use sums shifted by the maximum (which stays in the sum, so it is ≥ 1);
-    the maximum channel uses sums shifted by the second largest logit, taken without it.
+    Parameters
+    ----------
+    logits : Tensor, shape (B, K_out, *S)
+    mode : {"softmax", "sigmoid"}
+    one_vs_rest : bool
+        Also compute ``log(1 - p_k)`` (needed by binary cross-entropies); otherwise
+        ``log_not_p`` is None in softmax mode.
+
+    Notes
+    -----
+    In softmax mode ``log(1 - p_k)`` is ``log1p(-p_k)`` for every channel but the voxel's most
+    probable one (there ``p_k ≤ 1/2``, so this is accurate), and for the most probable channel the
+    log of the sum of the *other* channels' probabilities — accurate for saturated logits too,
+    where ``1 - p`` rounds to 0 and ``log_softmax`` of the top channel to 0.
     """
     x = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
     if mode == "sigmoid":
         log_p = torch.nn.functional.logsigmoid(x)
-        log_not_p = log_p - x
-        return Activations(torch.sigmoid(x), log_p, log_not_p, None)
+        return Activations(torch.sigmoid(x), log_p, log_p - x, None)
+    log_p_all = torch.log_softmax(x, dim=1)
+    p_all = torch.softmax(x, dim=1)
+    log_not_p = _LogOneMinusSoftmax.apply(x, p_all.detach(), log_p_all.detach())[:, 1:] if one_vs_rest else None
+    return Activations(p_all[:, 1:], log_p_all[:, 1:], log_not_p, log_p_all)
 
-    top, top_index = x.max(dim=1, keepdim=True)
-    is_top = torch.arange(x.shape[1], device=x.device).view(1, -1, *([1] * (x.ndim - 2))) == top_index
-    shifted = torch.exp(x - top)
-    total = shifted.sum(dim=1, keepdim=True)  # ≥ 1
-    log_total = torch.log(total)
-    log_p_all = x - top - log_total
-    others = x.masked_fill(is_top, float("-inf"))
-    second = others.max(dim=1, keepdim=True).values
-    rest_of_top = torch.exp(others - second).sum(dim=1, keepdim=True)  # ≥ 1: all but the top channel
-    rest = torch.where(is_top, torch.ones_like(total), total - shifted)  # ≥ 1 off the top channel
-    log_not_p_all = torch.where(is_top, second - top + torch.log(rest_of_top), torch.log(rest)) - log_total
-    p_all = shifted / total
-    return Activations(p_all[:, 1:], log_p_all[:, 1:], log_not_p_all[:, 1:], log_p_all)
+
+class _LogOneMinusSoftmax(torch.autograd.Function):
+    """``log(1 - softmax(x)_k)`` for every channel, with a fused analytic backward.
+
+    Forward: ``log1p(-p_k)`` off the voxel's top channel (``p_k ≤ 1/2`` there), and the log of the
+    other channels' summed probabilities on it (no cancellation; clamped at the smallest normal
+    number, reached only when the top logit leads by more than ~87 in float32).
+
+    Backward, with ``l_k = log(1 - p_k)`` and upstream ``g``: ``∂l_k/∂x_j = [j≠k] exp(log p_j - l_k) - p_j``,
+    so ``grad_j = p_j (T - g_j e_j - G) + [j≠top] g_top exp(log p_j - l_top)`` where
+    ``e_k = exp(-l_k)`` off the top channel (≤ 2) and 0 on it, ``T = Σ_k g_k e_k``, ``G = Σ_k g_k``:
+    every factor stays bounded, also for saturated logits. Autograd through the forward's masked
+    ops would cost about twice as many full-volume passes.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, p: Tensor, log_p: Tensor) -> Tensor:
+        top = x.max(dim=1, keepdim=True).indices
+        others = p.scatter(1, top, 0.0)
+        rest = torch.log(others.sum(dim=1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny))
+        out = torch.log1p(-others).scatter_(1, top, rest)
+        ctx.save_for_backward(p, log_p, out, top)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:
+        p, log_p, out, top = ctx.saved_tensors
+        ge = g * torch.exp(-out).scatter_(1, top, 0.0)
+        grad = p * (ge.sum(dim=1, keepdim=True) - g.sum(dim=1, keepdim=True) - ge)
+        grad += (g.gather(1, top) * torch.exp(log_p - out.gather(1, top))).scatter_(1, top, 0.0)
+        return grad, None, None
 
 
 def targets(target: Tensor, mode: Mode, logits: Tensor, ignore_index: int | None) -> Targets:
@@ -221,12 +253,12 @@ def instance_tensors(maps: InstanceMaps, device: torch.device, use_cells: bool) 
     segment_bk = torch.repeat_interleave(torch.arange(batch * channels), flat_counts)
     sizes = [s for per_b in maps.sizes for s in per_b]
     sizes_np = np.concatenate(sizes).astype(np.float64) if sizes else np.zeros(0)
-    components = torch.from_numpy(maps.components).reshape(batch, channels, -1).to(device=device, dtype=torch.int64)
+    components = torch.from_numpy(maps.components).reshape(batch, channels, -1).to(device=device, dtype=torch.int32)
     cells = None
     if use_cells:
         if maps.cells is None:
             raise ValueError("The cc losses need Voronoi cells: pass instance maps computed with voronoi=True.")
-        cells = torch.from_numpy(maps.cells).reshape(batch, channels, -1).to(device=device, dtype=torch.int64)
+        cells = torch.from_numpy(maps.cells).reshape(batch, channels, -1).to(device=device, dtype=torch.int32)
     return InstanceTensors(
         components=components,
         cells=cells,

@@ -61,9 +61,10 @@ class _Loss(torch.nn.Module):
         self.ignore_index = ignore_index
         self.schema = get_schema(schema) if schema is not None else None
 
-    def _prepare(self, logits: Tensor, target: Tensor):
+    def _prepare(self, logits: Tensor, target: Tensor, one_vs_rest: bool = True):
         check_inputs(logits, target, self.mode, self.schema, self.ignore_index)
-        return activations(logits, self.mode), targets(target, self.mode, logits, self.ignore_index)
+        act = activations(logits, self.mode, one_vs_rest)
+        return act, targets(target, self.mode, logits, self.ignore_index)
 
 
 class DiceCELoss(_Loss):
@@ -77,7 +78,7 @@ class DiceCELoss(_Loss):
         super().__init__(mode, ignore_index, schema)
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
-        act, tg = self._prepare(logits, target)
+        act, tg = self._prepare(logits, target, one_vs_rest=False)
         return dice_ce(act, tg, self.mode)
 
     def extra_repr(self) -> str:
@@ -145,15 +146,15 @@ class InstanceLoss(_Loss):
         self.max_weight = float(max_weight)
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
-        act, tg = self._prepare(logits, target)
-        loss = dice_ce(act, tg, self.mode) * self.alpha if self.alpha else 0.0
+        act, tg = self._prepare(logits, target, one_vs_rest=self.beta > 0 and self.base != "dice")
+        parts = []
+        if self.alpha:
+            parts.append(self.alpha * dice_ce(act, tg, self.mode))
         if self.beta:
             inst = self._instances(logits, target, instances)
             terms = component_terms(act, tg, inst, self.domain, self.iwl, self.max_weight)
-            loss = loss + self.beta * aggregate(terms.loss(self.base), inst, act.p)
-        if isinstance(loss, float):
-            return logits.sum() * 0.0
-        return loss
+            parts.append(self.beta * aggregate(terms.loss(self.base), inst, act.p))
+        return sum(parts) if parts else logits.sum() * 0.0
 
     @torch.no_grad()
     def components(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> pd.DataFrame:
@@ -239,7 +240,7 @@ class InverseWeightLoss(_Loss):
         self.connectivity = connectivity
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
-        act, tg = self._prepare(logits, target)
+        act, tg = self._prepare(logits, target, one_vs_rest=self.scope == "local")
         if instances is None:
             instances = compute_instance_maps(
                 target, self.mode, logits.shape[1], self.connectivity, None, False, self.ignore_index
@@ -304,8 +305,8 @@ def build_loss(name: str, **options: Any) -> torch.nn.Module:
             for key in ("alpha", "beta"):
                 options.pop(key, None)
         if name == "dc_ce":
-            return _construct(DiceCELoss, name, options)
-        return _construct(InverseWeightLoss, name, {"scope": name.split("_")[1], **options})
+            return _construct(DiceCELoss, name, {}, options)
+        return _construct(InverseWeightLoss, name, {"scope": name.split("_")[1]}, options)
     if preset is not None:
         _check_choice("preset", preset, tuple(PRESETS))
         if "alpha" in options or "beta" in options:
@@ -314,16 +315,17 @@ def build_loss(name: str, **options: Any) -> torch.nn.Module:
     iwl = name.startswith("iwl_")
     if not iwl and "max_weight" in options:
         raise TypeError(f"`max_weight` is an option of the IWL losses (iwl_blob, iwl_cc), not of {name!r}.")
-    return _construct(InstanceLoss, name, {"domain": name.removeprefix("iwl_"), "iwl": iwl, **options})
+    return _construct(InstanceLoss, name, {"domain": name.removeprefix("iwl_"), "iwl": iwl}, options)
 
 
-def _construct(cls: type, name: str, options: dict[str, Any]) -> torch.nn.Module:
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "domain", "iwl", "scope")]
-    unknown = sorted(set(options) - set(accepted) - {"domain", "iwl", "scope"})
+def _construct(cls: type, name: str, fixed: dict[str, Any], options: dict[str, Any]) -> torch.nn.Module:
+    """``cls(**fixed, **options)``; options outside the constructor's own (the name fixes the rest) are errors."""
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self" and p not in fixed]
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"Loss {name!r} got unexpected options {unknown}; it takes {accepted}" + (
-            " and preset" if cls is InstanceLoss else "") + ".")
-    return cls(**options)
+        also = " and preset" if cls is InstanceLoss else ""
+        raise TypeError(f"Loss {name!r} got unexpected options {unknown}; it takes {accepted}{also}.")
+    return cls(**fixed, **options)
 
 
 def _check_choice(argument: str, value: object, allowed: tuple) -> None:

@@ -16,12 +16,13 @@ segments: the component C_n (where g = 1) and a background part (g = 0) — the 
 background for blob, the cell minus the component for cc. So the loss needs, per component,
 
 * Σ p and Σ -log p over C_n: one ``index_add`` over the foreground voxels only;
-* Σ p, Σ -log(1 - p) and the voxel count over the background part: a dense masked reduction per
-  (b, k) for blob; for cc an ``index_add`` by cell id over the background voxels of the channels
-  with two or more components (one component: the cell is the whole volume, use the dense sums);
+* Σ p, Σ -log(1 - p) and the voxel count over the background part: the channel's total minus its
+  components' sums (blob), or the cell's total — one ``index_add`` by cell id over the channels
+  with two or more components — minus its component's sum (cc; with one component the cell is
+  the whole volume);
 
-then O(N) arithmetic. No Python loop over components; weights, being constant per segment, scale
-segment sums.
+then O(N) arithmetic in float64. No Python loop over components; IWL weights, being constant per
+segment, scale segment sums.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ Domain = Literal["blob", "cc"]
 class ComponentTerms:
     """Per-component terms, one entry per global segment ``j`` (see InstanceTensors).
 
-    ``dice``, ``ce``: base-loss terms on the component's domain (weighted for IWL); ``weight``:
+    ``dice``, ``ce``: base-loss terms on the component's domain (weighted for IWL; ``ce`` is None
+    when the activations carry no ``log(1 - p)``, i.e. for a Dice-only base); ``weight``:
     the IWL weight on the component's voxels (1 without IWL); ``domain_size``: |D_n| in voxels.
     """
 
     dice: Tensor
-    ce: Tensor
+    ce: Tensor | None
     weight: Tensor
     domain_size: Tensor
 
@@ -69,7 +71,7 @@ def component_terms(
     Parameters
     ----------
     act : Activations
-        ``p``, ``log_p``, ``log_not_p`` of shape (B, K, *S).
+        ``p``, ``log_p``, ``log_not_p`` of shape (B, K, *S); without ``log_not_p`` only Dice terms.
     tg : Targets
     inst : InstanceTensors
         Components (and cells for ``domain="cc"``) of the same target.
@@ -77,37 +79,24 @@ def component_terms(
     iwl : bool
         Apply the IWL weight ``clip(|D_n| / |C_n|, 1, max_weight)`` to the component's voxels.
     max_weight : float
+
+    Notes
+    -----
+    Background parts are totals minus component parts. With float32 activations a channel total
+    carries the relative error of torch's pairwise float32 sum (~1e-7 of the total), so a
+    background part is exact to about 1e-7 of the channel's total; cell totals and all the
+    arithmetic on sums are float64. In float64 everything is exact to rounding.
     """
-    batch, channels = inst.counts.shape
-    p = act.p.reshape(batch, channels, -1)
-    log_p = act.log_p.reshape(batch, channels, -1)
-    log_not_p = act.log_not_p.reshape(batch, channels, -1)
-    valid = tg.valid.reshape(batch, 1, -1)
-    dtype = p.dtype
-    n = inst.total
-
-    # Component segments: foreground voxels only.
-    flat_components = inst.components.reshape(-1)
-    foreground = torch.nonzero(flat_components > 0).squeeze(1)
-    voxels = p.shape[-1]
-    segment = inst.offsets.reshape(-1)[foreground // voxels] + flat_components[foreground] - 1
-    p_fg = torch.zeros(n, dtype=dtype, device=p.device).index_add(0, segment, p.reshape(-1)[foreground])
-    ce_fg = torch.zeros(n, dtype=dtype, device=p.device).index_add(0, segment, -log_p.reshape(-1)[foreground])
-    size_fg = inst.sizes.to(dtype)
-
-    # Background parts: the channel's background (dense sums per (b, k)) ...
-    background = (inst.components == 0).to(dtype) * valid
-    bk = inst.segment_bk
-    p_bg = (p * background).sum(-1).reshape(-1)[bk]
-    ce_bg = (-log_not_p * background).sum(-1).reshape(-1)[bk]
-    size_bg = background.sum(-1).reshape(-1)[bk]
-    if domain == "cc":
-        # ... or, for cc, the part of each cell outside its component (cells differ only where N ≥ 2).
-        p_cell, ce_cell, size_cell = _cell_background_sums(p, log_not_p, background, inst)
-        several = inst.counts.reshape(-1)[bk] >= 2
-        p_bg = torch.where(several, p_cell, p_bg)
-        ce_bg = torch.where(several, ce_cell, ce_bg)
-        size_bg = torch.where(several, size_cell, size_bg)
+    sums = _SegmentSums(act, tg, inst)
+    with_ce = act.log_not_p is not None
+    p_fg = sums.components(act.p)
+    p_bg = sums.backgrounds(act.p, p_fg, domain)
+    size_fg = inst.sizes.to(torch.float64)
+    size_bg = sums.background_sizes(domain)
+    if with_ce:
+        ce_fg = -sums.components(act.log_p)
+        ce_not_fg = -sums.components(act.log_not_p)
+        ce_bg = -sums.backgrounds(act.log_not_p, -ce_not_fg, domain)
 
     domain_size = size_bg + size_fg
     if iwl:
@@ -115,8 +104,83 @@ def component_terms(
     else:
         weight = torch.ones_like(size_fg)
     dice = 1.0 - (2.0 * weight * p_fg + EPS) / (p_bg + weight * p_fg + weight * size_fg + EPS)
-    ce = (ce_bg + weight * ce_fg) / (size_bg + weight * size_fg)
-    return ComponentTerms(dice=dice, ce=ce, weight=weight, domain_size=domain_size)
+    ce = (ce_bg + weight * ce_fg) / (size_bg + weight * size_fg) if with_ce else None
+    dtype = act.p.dtype
+    return ComponentTerms(
+        dice=dice.to(dtype), ce=None if ce is None else ce.to(dtype), weight=weight.to(dtype), domain_size=domain_size
+    )
+
+
+class _SegmentSums:
+    """Sums of per-voxel quantities (B, K, *S) over components, channel backgrounds and cells.
+
+    Component sums gather the foreground voxels only. A channel's background sum is its total
+    (summed in the input's precision, which torch does pairwise, then widened) minus its
+    components' sums; a cell's background part is the cell's total (one ``index_add`` by cell id
+    over the channels with two or more components, in float64: a sequential per-bin sum) minus
+    its component's sum.
+    """
+
+    def __init__(self, act: Activations, tg: Targets, inst: InstanceTensors) -> None:
+        batch, channels = inst.counts.shape
+        self.inst = inst
+        self.valid = tg.valid.flatten(2) if tg.has_ignored else None  # (B, 1, V)
+        flat = inst.components.reshape(-1)
+        foreground = torch.nonzero(flat > 0).squeeze(1)
+        voxels = flat.numel() // (batch * channels)
+        self.index = (foreground // (channels * voxels), (foreground // voxels) % channels, foreground % voxels)
+        self.segment = inst.offsets.reshape(-1)[foreground // voxels] + flat[foreground].long() - 1
+        valid_voxels = tg.valid.flatten(2).sum(-1, dtype=torch.float64) if tg.has_ignored else None
+        total = valid_voxels if valid_voxels is not None else torch.full((batch, 1), float(voxels), dtype=torch.float64, device=flat.device)
+        self.voxels = total.expand(batch, channels).reshape(-1)  # non-ignored voxels per (b, k)
+        self._cell_segment = None
+
+    def components(self, values: Tensor) -> Tensor:
+        """(N,) sums over each component."""
+        picked = values.flatten(2)[self.index].to(torch.float64)
+        return torch.zeros(self.inst.total, dtype=torch.float64, device=picked.device).index_add(0, self.segment, picked)
+
+    def backgrounds(self, values: Tensor, per_component: Tensor, domain: Domain) -> Tensor:
+        """(N,) sums over each component's background part (channel background or cell part)."""
+        flat = values.flatten(2)
+        if self.valid is not None:
+            flat = flat * self.valid
+        inst = self.inst
+        totals = flat.sum(-1).to(torch.float64).reshape(-1)  # cascade-summed in the input's precision
+        channel_fg = torch.zeros_like(totals).index_add(0, inst.segment_bk, per_component)
+        background = (totals - channel_fg)[inst.segment_bk]
+        if domain == "blob":
+            return background
+        cell_totals = torch.zeros(inst.total + 1, dtype=torch.float64, device=flat.device)
+        cell_totals = cell_totals.index_add(0, self.cell_segment(), flat.reshape(-1).to(torch.float64))[:-1]
+        return torch.where(self.several(), cell_totals - per_component, background)
+
+    def background_sizes(self, domain: Domain) -> Tensor:
+        """(N,) voxel counts of each component's background part."""
+        inst = self.inst
+        sizes = inst.sizes.to(torch.float64)
+        channel_fg = torch.zeros_like(self.voxels).index_add(0, inst.segment_bk, sizes)
+        background = (self.voxels - channel_fg)[inst.segment_bk]
+        if domain == "blob":
+            return background
+        cell_sizes = torch.bincount(self.cell_segment(), minlength=inst.total + 1)[:-1].to(torch.float64)
+        return torch.where(self.several(), cell_sizes - sizes, background)
+
+    def several(self) -> Tensor:
+        """(N,) whether the component's channel has two or more components (else its cell is everything)."""
+        return self.inst.counts.reshape(-1)[self.inst.segment_bk] >= 2
+
+    def cell_segment(self) -> Tensor:
+        """(B·K·V,) global cell id of every voxel of the channels with ≥ 2 components; a spare id
+        (N) for the other voxels and for ignored ones."""
+        if self._cell_segment is None:
+            inst = self.inst
+            use = (inst.counts >= 2).unsqueeze(-1)
+            if self.valid is not None:
+                use = use & (self.valid > 0)
+            spare = torch.full_like(inst.cells, inst.total)
+            self._cell_segment = torch.where(use, inst.offsets.unsqueeze(-1).to(inst.cells.dtype) + inst.cells - 1, spare).reshape(-1)
+        return self._cell_segment
 
 
 def aggregate(per_component: Tensor, inst: InstanceTensors, anchor: Tensor) -> Tensor:
@@ -137,23 +201,3 @@ def aggregate(per_component: Tensor, inst: InstanceTensors, anchor: Tensor) -> T
     per_element = per_channel.sum(1) / channels_present.clamp(min=1)
     elements = channels_present > 0
     return per_element[elements].mean()
-
-
-def _cell_background_sums(
-    p: Tensor, log_not_p: Tensor, background: Tensor, inst: InstanceTensors
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Σ p, Σ -log(1 - p) and voxel count over each cell's background part, by cell id.
-
-    Only voxels of channels with two or more components are added; the others go to a spare bin.
-    """
-    n = inst.total
-    several = (inst.counts >= 2).unsqueeze(-1)
-    use = (background > 0) & several
-    segment = torch.where(use, inst.offsets.unsqueeze(-1) + inst.cells - 1, torch.full_like(inst.cells, n))
-    segment = segment.reshape(-1)
-    zeros = torch.zeros(n + 1, dtype=p.dtype, device=p.device)
-    weight = background.reshape(-1)
-    p_cell = zeros.index_add(0, segment, (p.reshape(-1) * weight))[:n]
-    ce_cell = zeros.index_add(0, segment, (-log_not_p.reshape(-1) * weight))[:n]
-    size_cell = zeros.index_add(0, segment, weight)[:n]
-    return p_cell, ce_cell, size_cell
