@@ -61,7 +61,8 @@ class Targets:
 
     ``y``: (B, K, *S) float 0/1 masks of the foreground channels. ``valid``: (B, 1, *S) float
     mask of the voxels that count (all ones without ``ignore_index``). ``labels``: (B, *S) int64
-    class map with ignored voxels set to 0 (softmax), None in sigmoid mode.
+    class map with ignored voxels set to 0 (softmax), None in sigmoid mode. ``has_ignored``:
+    whether any voxel is ignored (the losses skip the masking when none is).
     """
 
     y: Tensor

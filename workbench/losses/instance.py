@@ -38,6 +38,7 @@ from workbench.losses.base import EPS, Activations, Base, InstanceTensors, Targe
 __all__ = ["ComponentTerms", "aggregate", "component_terms"]
 
 Domain = Literal["blob", "cc"]
+_RUN = 1024  # longest run of voxels summed in the input's precision before widening to float64
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,9 +117,9 @@ class _SegmentSums:
 
     Component sums gather the foreground voxels only. A channel's background sum is its total
     (summed in the input's precision, which torch does pairwise, then widened) minus its
-    components' sums; a cell's background part is the cell's total (one ``index_add`` by cell id
-    over the channels with two or more components, in float64: a sequential per-bin sum) minus
-    its component's sum.
+    components' sums; a cell's background part is the cell's total minus its component's sum,
+    the total being a ``segment_reduce`` over runs of voxels that share a cell, then a float64
+    ``index_add`` of the run sums.
     """
 
     def __init__(self, act: Activations, tg: Targets, inst: InstanceTensors) -> None:
@@ -133,7 +134,7 @@ class _SegmentSums:
         valid_voxels = tg.valid.flatten(2).sum(-1, dtype=torch.float64) if tg.has_ignored else None
         total = valid_voxels if valid_voxels is not None else torch.full((batch, 1), float(voxels), dtype=torch.float64, device=flat.device)
         self.voxels = total.expand(batch, channels).reshape(-1)  # non-ignored voxels per (b, k)
-        self._cell_segment = None
+        self._cell_runs = None
 
     def components(self, values: Tensor) -> Tensor:
         """(N,) sums over each component."""
@@ -151,8 +152,10 @@ class _SegmentSums:
         background = (totals - channel_fg)[inst.segment_bk]
         if domain == "blob":
             return background
+        run_cell, run_length = self.cell_runs()
+        run_sums = torch.segment_reduce(flat.reshape(-1), "sum", lengths=run_length)
         cell_totals = torch.zeros(inst.total + 1, dtype=torch.float64, device=flat.device)
-        cell_totals = cell_totals.index_add(0, self.cell_segment(), flat.reshape(-1).to(torch.float64))[:-1]
+        cell_totals = cell_totals.index_add(0, run_cell, run_sums.to(torch.float64))[:-1]
         return torch.where(self.several(), cell_totals - per_component, background)
 
     def background_sizes(self, domain: Domain) -> Tensor:
@@ -163,24 +166,37 @@ class _SegmentSums:
         background = (self.voxels - channel_fg)[inst.segment_bk]
         if domain == "blob":
             return background
-        cell_sizes = torch.bincount(self.cell_segment(), minlength=inst.total + 1)[:-1].to(torch.float64)
+        run_cell, run_length = self.cell_runs()
+        cell_sizes = torch.zeros(inst.total + 1, dtype=torch.float64, device=sizes.device)
+        cell_sizes = cell_sizes.index_add(0, run_cell, run_length.to(torch.float64))[:-1]
         return torch.where(self.several(), cell_sizes - sizes, background)
 
     def several(self) -> Tensor:
         """(N,) whether the component's channel has two or more components (else its cell is everything)."""
         return self.inst.counts.reshape(-1)[self.inst.segment_bk] >= 2
 
-    def cell_segment(self) -> Tensor:
-        """(B·K·V,) global cell id of every voxel of the channels with ≥ 2 components; a spare id
-        (N) for the other voxels and for ignored ones."""
-        if self._cell_segment is None:
+    def cell_runs(self) -> tuple[Tensor, Tensor]:
+        """Runs of consecutive voxels (in memory order) that share a global cell id: (cell, length).
+
+        Voxels of channels with fewer than two components, and ignored voxels, carry a spare id
+        (N). Runs are cut every ``_RUN`` voxels, so that the float sums within a run stay short;
+        per-cell totals then add run sums in float64 — far fewer values than voxels, since cells
+        are contiguous regions.
+        """
+        if self._cell_runs is None:
             inst = self.inst
             use = (inst.counts >= 2).unsqueeze(-1)
             if self.valid is not None:
                 use = use & (self.valid > 0)
-            spare = torch.full_like(inst.cells, inst.total)
-            self._cell_segment = torch.where(use, inst.offsets.unsqueeze(-1).to(inst.cells.dtype) + inst.cells - 1, spare).reshape(-1)
-        return self._cell_segment
+            offsets = inst.offsets.unsqueeze(-1).to(inst.cells.dtype)
+            segment = torch.where(use, offsets + inst.cells - 1, torch.full_like(inst.cells, inst.total)).reshape(-1)
+            starts = torch.ones_like(segment, dtype=torch.bool)
+            starts[1:] = segment[1:] != segment[:-1]
+            starts[::_RUN] = True
+            first = torch.nonzero(starts).squeeze(1)
+            length = torch.diff(first, append=torch.tensor([segment.numel()], device=first.device))
+            self._cell_runs = (segment[first].long(), length)
+        return self._cell_runs
 
 
 def aggregate(per_component: Tensor, inst: InstanceTensors, anchor: Tensor) -> Tensor:
