@@ -95,3 +95,15 @@ def test_float32_on_a_larger_volume_matches_the_float64_oracle(name, mode):
     value = build_loss(name, mode=mode)(logits.float(), target)
     assert value.dtype == torch.float32
     assert float(value) == pytest.approx(float(expected), rel=2e-5)
+
+
+@pytest.mark.parametrize("name", ["blob", "cc", "iwl_blob", "invweight_local"])
+def test_saturated_logits_give_the_oracles_gradients(name):
+    # Logits up to ±40: log(1 - p) of the top channel and its gradient must stay exact.
+    rng = np.random.default_rng(11)
+    target = torch.from_numpy(rng.integers(0, 3, (2, 6, 7, 5)) * (rng.random((2, 6, 7, 5)) < 0.4))
+    logits = torch.from_numpy(rng.normal(0, 15, (2, 3, 6, 7, 5)))
+    value, grad = _value_and_grad(lambda x: build_loss(name)(x, target), logits)
+    expected_value, expected_grad = _value_and_grad(lambda x: reference_loss(name, x, target), logits)
+    torch.testing.assert_close(value, expected_value, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-7, atol=1e-12)

@@ -187,40 +187,42 @@ def activations(logits: Tensor, mode: Mode, one_vs_rest: bool = True) -> Activat
         return Activations(torch.sigmoid(x), log_p, log_p - x, None)
     log_p_all = torch.log_softmax(x, dim=1)
     p_all = torch.softmax(x, dim=1)
-    log_not_p = _LogOneMinusSoftmax.apply(x, p_all.detach(), log_p_all.detach())[:, 1:] if one_vs_rest else None
+    log_not_p = _LogOneMinusSoftmax.apply(x, p_all.detach())[:, 1:] if one_vs_rest else None
     return Activations(p_all[:, 1:], log_p_all[:, 1:], log_not_p, log_p_all)
 
 
 class _LogOneMinusSoftmax(torch.autograd.Function):
-    """``log(1 - softmax(x)_k)`` for every channel, with a fused analytic backward.
+    """``log(1 - softmax(x)_k)`` for every channel, with an analytic backward.
 
     Forward: ``log1p(-p_k)`` off the voxel's top channel (``p_k ≤ 1/2`` there), and the log of the
     other channels' summed probabilities on it (no cancellation; clamped at the smallest normal
     number, reached only when the top logit leads by more than ~87 in float32).
 
-    Backward, with ``l_k = log(1 - p_k)`` and upstream ``g``: ``∂l_k/∂x_j = [j≠k] exp(log p_j - l_k) - p_j``,
-    so ``grad_j = p_j (T - g_j e_j - G) + [j≠top] g_top exp(log p_j - l_top)`` where
-    ``e_k = exp(-l_k)`` off the top channel (≤ 2) and 0 on it, ``T = Σ_k g_k e_k``, ``G = Σ_k g_k``:
-    every factor stays bounded, also for saturated logits. Autograd through the forward's masked
-    ops would cost about twice as many full-volume passes.
+    Backward, with ``l_k = log(1 - p_k)`` and upstream ``g``: ``∂l_k/∂x_j = [j≠k] p_j / (1 - p_k) - p_j``,
+    so ``grad_j = p_j (T - g_j e_j - G) + [j≠top] g_top p_j exp(-l_top)`` where
+    ``e_k = 1 / (1 - p_k)`` off the top channel (≤ 2, since ``p_k ≤ 1/2`` there) and 0 on it,
+    ``T = Σ_k g_k e_k``, ``G = Σ_k g_k``; ``exp(-l_top)`` uses the accurate ``l_top``, so every
+    factor stays bounded for saturated logits too.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, p: Tensor, log_p: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, p: Tensor) -> Tensor:
         top = x.max(dim=1, keepdim=True).indices
         others = p.scatter(1, top, 0.0)
         rest = torch.log(others.sum(dim=1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny))
         out = torch.log1p(-others).scatter_(1, top, rest)
-        ctx.save_for_backward(p, log_p, out, top)
+        ctx.save_for_backward(p, out, top)
         return out
 
     @staticmethod
-    def backward(ctx, g: Tensor) -> tuple[Tensor, None, None]:
-        p, log_p, out, top = ctx.saved_tensors
-        ge = g * torch.exp(-out).scatter_(1, top, 0.0)
+    def backward(ctx, g: Tensor) -> tuple[Tensor, None]:
+        p, out, top = ctx.saved_tensors
+        ge = g / (1.0 - p.scatter(1, top, 0.0))  # g_k e_k, e_k = 1 / (1 - p_k) ≤ 2 off the top channel
+        ge.scatter_(1, top, 0.0)
         grad = p * (ge.sum(dim=1, keepdim=True) - g.sum(dim=1, keepdim=True) - ge)
-        grad += (g.gather(1, top) * torch.exp(log_p - out.gather(1, top))).scatter_(1, top, 0.0)
-        return grad, None, None
+        top_term = p * (g.gather(1, top) * torch.exp(-out.gather(1, top)))  # g_top p_j / (1 - p_top)
+        grad += top_term.scatter_(1, top, 0.0)
+        return grad, None
 
 
 def targets(target: Tensor, mode: Mode, logits: Tensor, ignore_index: int | None) -> Targets:
