@@ -69,15 +69,21 @@ def two_cubes() -> np.ndarray:
     return target
 
 
-@pytest.mark.parametrize("found", ["large", "small"])
-@IMPLEMENTATIONS
-def test_blob_dice_averages_found_and_missed_components(found, loss_fn):
+def two_cubes_one_found(found: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`two_cubes` and a prediction that finds only its ``"large"`` or ``"small"`` component."""
     target = two_cubes()
     predicted = target.copy()
     if found == "large":
         predicted[0, 6, 6, 6] = 0
     else:
         predicted[0, 1:4, 1:4, 1:4] = 0
+    return target, predicted
+
+
+@pytest.mark.parametrize("found", ["large", "small"])
+@IMPLEMENTATIONS
+def test_blob_dice_averages_found_and_missed_components(found, loss_fn):
+    target, predicted = two_cubes_one_found(found)
     logits = saturated_logits(predicted, 2)
 
     loss = loss_fn("blob", logits, torch.as_tensor(target), base="dice", alpha=0.0)
@@ -106,12 +112,7 @@ def test_blob_dice_averages_found_and_missed_components(found, loss_fn):
 )
 @IMPLEMENTATIONS
 def test_global_dc_ce_is_small_when_the_large_component_is_found(found, expected_dice, missed_voxels, loss_fn):
-    target = two_cubes()
-    predicted = target.copy()
-    if found == "large":
-        predicted[0, 6, 6, 6] = 0
-    else:
-        predicted[0, 1:4, 1:4, 1:4] = 0
+    target, predicted = two_cubes_one_found(found)
     loss = loss_fn("dc_ce", saturated_logits(predicted, 2), torch.as_tensor(target))
     # CE: -log p_target = 40 on each missed voxel, ~0 elsewhere; mean over 8³ voxels.
     expected = expected_dice + 40.0 * missed_voxels / 512

@@ -31,6 +31,7 @@ __all__ = [
     "activations",
     "check_inputs",
     "instance_tensors",
+    "resolve_instances",
     "targets",
 ]
 
@@ -272,25 +273,38 @@ def instance_tensors(maps: InstanceMaps, device: torch.device, use_cells: bool) 
     )
 
 
-def compute_instance_maps(
+def resolve_instances(
+    instances: InstanceMaps | None,
+    logits: Tensor,
     target: Tensor,
     mode: Mode,
-    channels: int,
+    *,
     connectivity: int | None,
     spacing: tuple[float, ...] | None,
-    voronoi: bool,
     ignore_index: int | None,
-) -> InstanceMaps:
-    """Instance maps of a target computed on the fly (numpy, CPU): the slow path outside training."""
-    array = target.detach().cpu().numpy()
-    if mode == "softmax":
-        return instance_maps(
-            array, "softmax", connectivity, spacing, voronoi, num_classes=channels - 1, ignore_index=ignore_index
-        )
-    return instance_maps(array, "sigmoid", connectivity, spacing, voronoi)
+    use_cells: bool,
+) -> InstanceTensors:
+    """Instance tensors of ``target`` on the logits' device.
+
+    Precomputed ``instances`` (from the data loader) are checked against the logits; without them
+    the maps are computed on the fly (numpy, CPU: the slow path outside training), with Voronoi
+    cells only when ``use_cells``.
+    """
+    if instances is None:
+        array = target.detach().cpu().numpy()
+        if mode == "softmax":
+            instances = instance_maps(
+                array, "softmax", connectivity, spacing, use_cells,
+                num_classes=logits.shape[1] - 1, ignore_index=ignore_index,
+            )
+        else:
+            instances = instance_maps(array, "sigmoid", connectivity, spacing, use_cells)
+    else:
+        _check_instance_maps(instances, logits, mode)
+    return instance_tensors(instances, logits.device, use_cells=use_cells)
 
 
-def check_instance_maps(maps: InstanceMaps, logits: Tensor, mode: Mode) -> None:
+def _check_instance_maps(maps: InstanceMaps, logits: Tensor, mode: Mode) -> None:
     """Raise if precomputed instance maps do not belong to these logits."""
     channels = logits.shape[1] - (1 if mode == "softmax" else 0)
     expected = (logits.shape[0], channels, *logits.shape[2:])

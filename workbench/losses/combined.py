@@ -31,9 +31,7 @@ from workbench.losses.base import (
     Mode,
     activations,
     check_inputs,
-    check_instance_maps,
-    compute_instance_maps,
-    instance_tensors,
+    resolve_instances,
     targets,
 )
 from workbench.losses.global_ import dice_ce, inverse_size_weights, weighted_channel_dice_ce
@@ -190,13 +188,10 @@ class InstanceLoss(_Loss):
         )
 
     def _instances(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None):
-        if instances is None:
-            instances = compute_instance_maps(
-                target, self.mode, logits.shape[1], self.connectivity, self.spacing, self.domain == "cc", self.ignore_index
-            )
-        else:
-            check_instance_maps(instances, logits, self.mode)
-        return instance_tensors(instances, logits.device, use_cells=self.domain == "cc")
+        return resolve_instances(
+            instances, logits, target, self.mode, connectivity=self.connectivity, spacing=self.spacing,
+            ignore_index=self.ignore_index, use_cells=self.domain == "cc",
+        )
 
     def extra_repr(self) -> str:
         return _repr(
@@ -241,13 +236,10 @@ class InverseWeightLoss(_Loss):
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
         act, tg = self._prepare(logits, target, one_vs_rest=self.scope == "local")
-        if instances is None:
-            instances = compute_instance_maps(
-                target, self.mode, logits.shape[1], self.connectivity, None, False, self.ignore_index
-            )
-        else:
-            check_instance_maps(instances, logits, self.mode)
-        inst = instance_tensors(instances, logits.device, use_cells=False)
+        inst = resolve_instances(
+            instances, logits, target, self.mode, connectivity=self.connectivity, spacing=None,
+            ignore_index=self.ignore_index, use_cells=False,
+        )
         weights = inverse_size_weights(inst, tg, self.scope, self.clip, act.p.shape)
         if self.scope == "global":
             return dice_ce(act, tg, self.mode, weights)

@@ -39,12 +39,7 @@ def dice_ce(act: Activations, tg: Targets, mode: Mode, weights: Tensor | None = 
     loss : Tensor, scalar
     """
     w = weights if weights is not None else (tg.valid if tg.has_ignored else None)
-    dims = [0, *range(2, act.p.ndim)]
-    pw = act.p if w is None else act.p * w
-    yw = tg.y if w is None else tg.y * w
-    intersection = (pw * tg.y).sum(dims)
-    dice = (2.0 * intersection + EPS) / (pw.sum(dims) + yw.sum(dims) + EPS)
-    dice_loss = 1.0 - dice.mean()
+    dice_loss = 1.0 - _batch_dice(act.p, tg.y, w).mean()
     if mode == "softmax":
         voxel_ce = -act.log_p_all.gather(1, tg.labels.unsqueeze(1))
     else:
@@ -61,11 +56,18 @@ def weighted_channel_dice_ce(act: Activations, tg: Targets, weights: Tensor) -> 
     ``weights``: (B, K, *S), ignored voxels 0.
     """
     dims = [0, *range(2, act.p.ndim)]
-    pw = act.p * weights
-    dice = (2.0 * (pw * tg.y).sum(dims) + EPS) / (pw.sum(dims) + (tg.y * weights).sum(dims) + EPS)
     bce = -(tg.y * act.log_p + (1.0 - tg.y) * act.log_not_p)
     ce = (bce * weights).sum(dims) / weights.sum(dims)
-    return (1.0 - dice + ce).mean()
+    return (1.0 - _batch_dice(act.p, tg.y, weights) + ce).mean()
+
+
+def _batch_dice(p: Tensor, y: Tensor, w: Tensor | None) -> Tensor:
+    """Per-channel soft Dice with sums over batch and voxels, voxel weights ``w`` (broadcastable
+    to ``p``) or none; shape (K,)."""
+    dims = [0, *range(2, p.ndim)]
+    pw = p if w is None else p * w
+    yw = y if w is None else y * w
+    return (2.0 * (pw * y).sum(dims) + EPS) / (pw.sum(dims) + yw.sum(dims) + EPS)
 
 
 @torch.no_grad()

@@ -131,8 +131,10 @@ class _SegmentSums:
         voxels = flat.numel() // (batch * channels)
         self.index = (foreground // (channels * voxels), (foreground // voxels) % channels, foreground % voxels)
         self.segment = inst.offsets.reshape(-1)[foreground // voxels] + flat[foreground].long() - 1
-        valid_voxels = tg.valid.flatten(2).sum(-1, dtype=torch.float64) if tg.has_ignored else None
-        total = valid_voxels if valid_voxels is not None else torch.full((batch, 1), float(voxels), dtype=torch.float64, device=flat.device)
+        if self.valid is not None:
+            total = self.valid.sum(-1, dtype=torch.float64)
+        else:
+            total = torch.full((batch, 1), float(voxels), dtype=torch.float64, device=flat.device)
         self.voxels = total.expand(batch, channels).reshape(-1)  # non-ignored voxels per (b, k)
         self._cell_runs = None
 
@@ -146,30 +148,31 @@ class _SegmentSums:
         flat = values.flatten(2)
         if self.valid is not None:
             flat = flat * self.valid
-        inst = self.inst
         totals = flat.sum(-1).to(torch.float64).reshape(-1)  # cascade-summed in the input's precision
-        channel_fg = torch.zeros_like(totals).index_add(0, inst.segment_bk, per_component)
-        background = (totals - channel_fg)[inst.segment_bk]
-        if domain == "blob":
-            return background
-        run_cell, run_length = self.cell_runs()
-        run_sums = torch.segment_reduce(flat.reshape(-1), "sum", lengths=run_length)
-        cell_totals = torch.zeros(inst.total + 1, dtype=torch.float64, device=flat.device)
-        cell_totals = cell_totals.index_add(0, run_cell, run_sums.to(torch.float64))[:-1]
-        return torch.where(self.several(), cell_totals - per_component, background)
+        cells = None
+        if domain == "cc":
+            cells = self._cell_totals(torch.segment_reduce(flat.reshape(-1), "sum", lengths=self.cell_runs()[1]))
+        return self._background_parts(totals, cells, per_component)
 
     def background_sizes(self, domain: Domain) -> Tensor:
         """(N,) voxel counts of each component's background part."""
-        inst = self.inst
-        sizes = inst.sizes.to(torch.float64)
-        channel_fg = torch.zeros_like(self.voxels).index_add(0, inst.segment_bk, sizes)
-        background = (self.voxels - channel_fg)[inst.segment_bk]
-        if domain == "blob":
+        cells = self._cell_totals(self.cell_runs()[1]) if domain == "cc" else None
+        return self._background_parts(self.voxels, cells, self.inst.sizes.to(torch.float64))
+
+    def _background_parts(self, channel_totals: Tensor, cell_totals: Tensor | None, per_component: Tensor) -> Tensor:
+        """Totals minus component parts: per channel (B·K,) totals, or per cell (N,) totals for
+        the components whose channel has several (the others' cell is the whole channel)."""
+        bk = self.inst.segment_bk
+        background = (channel_totals - torch.zeros_like(channel_totals).index_add(0, bk, per_component))[bk]
+        if cell_totals is None:
             return background
-        run_cell, run_length = self.cell_runs()
-        cell_sizes = torch.zeros(inst.total + 1, dtype=torch.float64, device=sizes.device)
-        cell_sizes = cell_sizes.index_add(0, run_cell, run_length.to(torch.float64))[:-1]
-        return torch.where(self.several(), cell_sizes - sizes, background)
+        return torch.where(self.several(), cell_totals - per_component, background)
+
+    def _cell_totals(self, run_values: Tensor) -> Tensor:
+        """(N,) float64 totals per cell of per-run values (runs of :meth:`cell_runs`)."""
+        run_cell = self.cell_runs()[0]
+        totals = torch.zeros(self.inst.total + 1, dtype=torch.float64, device=run_values.device)
+        return totals.index_add(0, run_cell, run_values.to(torch.float64))[:-1]
 
     def several(self) -> Tensor:
         """(N,) whether the component's channel has two or more components (else its cell is everything)."""
