@@ -24,7 +24,9 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     expected = {CONDA_NAMES.get(name, name): version for name, version in map(_requirement, pip_specs)}
     expected["python"] = project["requires-python"]
     conda = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    listed = dict(_requirement(spec) for spec in conda if isinstance(spec, str) and spec != "pip")
+    pip_only = [spec for entry in conda if isinstance(entry, dict) for spec in entry.get("pip", [])]
+    specs = [spec for spec in conda if isinstance(spec, str) and spec != "pip"] + pip_only
+    listed = dict(map(_requirement, specs))
     assert listed == expected
 
 
