@@ -6,6 +6,9 @@ precomputed, as the data loader does in training, so the timings are of the loss
 loop oracle (``workbench/losses/reference.py``) runs up to 10 components per class: it keeps an
 autograd graph per component, so its memory grows with N.
 
+Every loss computes its sums with the default backend of the device (CPU: the fused numba kernels;
+CUDA: torch ops); the "dc_ce, torch ops" column is DC+CE on torch's own ops, for scale.
+
 Run:  python benchmarks/bench_losses.py [--device cuda] [--sizes 64 128] [--components 1 10 100 1000]
 Target (DESIGN §7): every instance loss (with the global term) ≤ 1.5× DC+CE, flat in N.
 """
@@ -13,21 +16,36 @@ Target (DESIGN §7): every instance loss (with the global term) ≤ 1.5× DC+CE,
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import statistics
 import time
+from unittest import mock
 
 import numpy as np
 import torch
 
 from workbench.instances import instance_maps
-from workbench.losses import LOSS_NAMES, build_loss
+from workbench.losses import LOSS_NAMES, build_loss, combined, sums
 from workbench.losses.reference import reference_loss
 
 CLASSES = 4
 BATCH = 2
 COLUMNS = [(name, {"name": name}) for name in LOSS_NAMES]
-COLUMNS.insert(2, ("blob (base=dice)", {"name": "blob", "kw": {"base": "dice"}}))
+COLUMNS.insert(1, ("dc_ce, torch ops", {"name": "dc_ce", "backend": "torch"}))
+COLUMNS.insert(3, ("blob (base=dice)", {"name": "blob", "kw": {"base": "dice"}}))
+
+
+def with_backend(loss, backend: str | None):
+    """``loss`` computing its sums with ``backend`` ("torch": torch's own ops, as on CUDA; None: the default)."""
+    if backend is None:
+        return loss
+
+    def run(*args):
+        with mock.patch.object(combined, "voxel_sums", functools.partial(sums.voxel_sums, backend=backend)):
+            return loss(*args)
+
+    return run
 
 
 def grid_target(size: int, components: int, seed: int) -> np.ndarray:
@@ -103,7 +121,7 @@ def main() -> None:
             run(reference)
             baseline, ratios = [], []
             for label, options in COLUMNS[1:]:
-                loss = build_loss(options["name"], mode=args.mode, **options.get("kw", {}))
+                loss = with_backend(build_loss(options["name"], mode=args.mode, **options.get("kw", {})), options.get("backend"))
                 run(loss)  # warm-up
                 pairs = [(timed(lambda: run(reference), 1, device), timed(lambda: run(loss), 1, device)) for _ in range(args.repeats)]
                 base_times, loss_times = zip(*pairs)

@@ -13,9 +13,10 @@ division: 5-10x faster than scipy's feature transform (``benchmarks/RESULTS.md``
 
 Ties (a voxel equidistant from seeds of different labels) go to the smallest label. Every
 pass keeps all minimisers: intersections are exact rationals, so equal distances compare
-equal whenever squared spacings and coordinates are exactly representable (any spacing
-with a short binary expansion, e.g. 0.5, 0.9375, 1, 3), and the smallest label among tied
-candidates is kept; the minimum of minima is the minimum over all nearest seeds.
+equal whenever squared spacings and coordinates are exactly representable (any isotropic
+spacing, which is taken as 1; any spacing with a short binary expansion, e.g. 0.5, 0.9375, 1, 3),
+and the smallest label among tied candidates is kept; the minimum of minima is the minimum over
+all nearest seeds.
 
 Kernels are compiled with numba on first use and cached on disk.
 """
@@ -60,6 +61,8 @@ def nearest_seed_labels(
     if volume.ndim != 3 or len(spacing) != 3:
         raise ValueError(f"Expected a 2D or 3D seed array, got shape {seeds.shape}.")
     weights = np.asarray(spacing, dtype=np.float64) ** 2
+    if len(set(spacing[-seeds.ndim :])) == 1:  # isotropic: only ratios matter, and 1 keeps every tie exact
+        weights = np.ones(3)
     _nearest_seed_labels_3d(volume, weights[0], weights[1], weights[2], cells)
     return out
 

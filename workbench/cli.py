@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,6 +85,43 @@ def _parser() -> argparse.ArgumentParser:
     instances.add_argument("--connectivity", type=int, default=None, help="6/18/26 (3D), 4/8 (2D); default full")
     instances.add_argument("--out", type=Path, default=None, help="folder for <channel>-components/-cells NIfTI files")
     instances.set_defaults(run=_run_instances)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate predicted label maps against a reference manifest",
+        description="Match predictions to the reference cases by case id, check every pair's grid, evaluate the "
+        "cases in parallel processes (all metrics per region and matching threshold) and write per-case, "
+        "per-lesion and summary tables (Parquet and CSV) plus run.json into OUT; print the summary. "
+        "Predictions: a folder of <case_id>.nii.gz files (<case_id>-seg.nii.gz and .nii also accepted) or a "
+        "manifest whose cases' label files are the predictions.",
+    )
+    evaluate.add_argument("--pred", type=Path, required=True, help="prediction folder or manifest (.yaml)")
+    evaluate.add_argument("--ref", type=Path, required=True, help="reference manifest (.yaml)")
+    evaluate.add_argument("-o", "--out", type=Path, required=True, help="output folder for the tables and run.json")
+    evaluate.add_argument(
+        "--schema", default=None,
+        help="label schema (a unique prefix works, e.g. brats_mets); default: the reference manifest's",
+    )
+    evaluate.add_argument("--regions", nargs="+", default=None, help="regions to evaluate; default all of the schema's")
+    evaluate.add_argument(
+        "--thresholds", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="pair-Dice matching thresholds"
+    )
+    evaluate.add_argument("--connectivity", type=int, default=26, help="6/18/26 (3D), 4/8 (2D); default 26")
+    evaluate.add_argument(
+        "--workers", type=int, default=_available_cores(), help="worker processes (default: the usable CPU cores)"
+    )
+    evaluate.set_defaults(run=_run_evaluate)
+
+    perturb = commands.add_parser(
+        "perturb",
+        help="write imperfect predictions made from a manifest's labels",
+        description="For every labelled case of a manifest, drop, dilate or erode some lesions and add "
+        "false-positive blobs; write OUT/<case_id>.nii.gz with the reference affine (input for evaluate --pred).",
+    )
+    perturb.add_argument("--ref", type=Path, required=True, help="reference manifest (.yaml)")
+    perturb.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    perturb.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    perturb.set_defaults(run=_run_perturb)
     return parser
 
 
@@ -154,3 +192,47 @@ def _run_instances(args: argparse.Namespace) -> int:
             save_nifti(args.out / f"{name}-cells.nii.gz", maps.cells[0, k], affine)
         print(f"wrote component and Voronoi-cell maps to {args.out}")
     return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from workbench.evaluate import run_evaluation
+
+    result = run_evaluation(
+        args.pred, args.ref, args.out, schema=args.schema, regions=args.regions, thresholds=args.thresholds,
+        connectivity=args.connectivity, workers=args.workers,
+    )
+    print(f"evaluated {len(result.seconds)} cases; tables and run.json in {args.out}")
+    print()
+    print("Mean over cases, all lesion sizes (pq@t: panoptic quality at matching threshold t; hd95 in mm):")
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(_summary_view(result.summary).to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _run_perturb(args: argparse.Namespace) -> int:
+    from workbench.data.perturb import write_perturbed_predictions
+
+    out = write_perturbed_predictions(args.ref, args.out, seed=args.seed)
+    print(f"wrote perturbed predictions to {out}")
+    return 0
+
+
+_KEY_METRICS = ("dice", "pq", "f1", "cc_dice", "surface_dice", "hd95")
+
+
+def _summary_view(summary: pd.DataFrame) -> pd.DataFrame:
+    """Regions × key metrics (mean over cases), all lesion sizes; one column per threshold for
+    metrics that depend on the matching threshold (``pq@0.5``)."""
+    rows = summary[summary["metric"].isin(_KEY_METRICS) & summary["stratum"].isin(("all",))]
+    column = rows["metric"] + rows["threshold"].map(lambda t: "" if pd.isna(t) else f"@{t:g}")
+    view = rows.assign(column=column).pivot(index="region", columns="column", values="mean")
+    order = sorted(view.columns, key=lambda c: (_KEY_METRICS.index(c.split("@")[0]), c))
+    regions = list(dict.fromkeys(rows["region"]))
+    return view.loc[regions, order].rename_axis(index=None, columns=None)
+
+
+def _available_cores() -> int:
+    """CPU cores this process may run on (respects ``taskset``), else ``os.cpu_count()``."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

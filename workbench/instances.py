@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -47,7 +48,7 @@ import pandas as pd
 from workbench._io import atomic_write
 from workbench._voronoi import nearest_seed_labels, segment_sizes_and_boxes
 
-__all__ = ["InstanceMaps", "cached_instance_maps", "instance_maps"]
+__all__ = ["InstanceMaps", "cached_instance_maps", "concat_instance_maps", "instance_maps"]
 
 Mode = Literal["softmax", "sigmoid"]
 
@@ -198,6 +199,78 @@ def instance_maps(
         spacing=spacing,
         connectivity=connectivity,
         mode=mode,
+    )
+
+
+def concat_instance_maps(maps: Sequence[InstanceMaps]) -> InstanceMaps:
+    """Stack instance maps along the batch axis, e.g. the per-patch maps of a training batch.
+
+    Parameters
+    ----------
+    maps : sequence of InstanceMaps
+        Non-empty; all with the same channel count K and spatial shape, ``mode``,
+        ``connectivity`` and ``spacing`` (compared with a relative tolerance of 1e-6), and
+        either all with Voronoi cells or all without.
+
+    Returns
+    -------
+    InstanceMaps
+        ``components`` (and ``cells``) of shape (sum of B, K, *S), ``counts``, ``sizes`` and
+        ``bboxes`` concatenated in order; ``spacing`` of the first.
+
+    Raises
+    ------
+    TypeError
+        If ``maps`` holds something that is not an :class:`InstanceMaps`.
+    ValueError
+        If ``maps`` is empty or the maps disagree in any of the fields above.
+
+    Examples
+    --------
+    >>> a = instance_maps(np.array([[[0, 1, 0, 1]]]), connectivity=8)     # (B, Y, X) = (1, 1, 4)
+    >>> b = instance_maps(np.array([[[1, 1, 0, 0]]]), connectivity=8)
+    >>> concat_instance_maps([a, b]).counts.tolist()
+    [[2], [1]]
+    """
+    maps = list(maps)
+    if not maps:
+        raise ValueError("Expected `maps` to hold at least one InstanceMaps, but got an empty sequence.")
+    for i, item in enumerate(maps):
+        if not isinstance(item, InstanceMaps):
+            raise TypeError(f"Expected `maps` to hold InstanceMaps, but item {i} is {type(item).__name__}.")
+    first = maps[0]
+    for i, item in enumerate(maps[1:], start=1):
+        if item.components.shape[1:] != first.components.shape[1:]:
+            raise ValueError(
+                "Expected every InstanceMaps to have the same (K, *S), but item 0 has "
+                f"{tuple(first.components.shape[1:])} and item {i} has {tuple(item.components.shape[1:])}."
+            )
+        for name in ("mode", "connectivity"):
+            if getattr(item, name) != getattr(first, name):
+                raise ValueError(
+                    f"Expected every InstanceMaps to have the same `{name}`, but item 0 has "
+                    f"{getattr(first, name)!r} and item {i} has {getattr(item, name)!r}."
+                )
+        if len(item.spacing) != len(first.spacing) or not np.allclose(item.spacing, first.spacing, rtol=1e-6, atol=0):
+            raise ValueError(
+                f"Expected every InstanceMaps to have the same `spacing`, but item 0 has {first.spacing} "
+                f"and item {i} has {item.spacing}."
+            )
+        if (item.cells is None) != (first.cells is None):
+            raise ValueError(
+                "Expected Voronoi cells in all InstanceMaps or in none, but item 0 "
+                f"{'lacks' if first.cells is None else 'has'} them and item {i} "
+                f"{'lacks' if item.cells is None else 'has'} them."
+            )
+    return InstanceMaps(
+        components=np.concatenate([m.components for m in maps]),
+        cells=None if first.cells is None else np.concatenate([m.cells for m in maps]),
+        counts=np.concatenate([m.counts for m in maps]),
+        sizes=tuple(s for m in maps for s in m.sizes),
+        bboxes=tuple(s for m in maps for s in m.bboxes),
+        spacing=first.spacing,
+        connectivity=first.connectivity,
+        mode=first.mode,
     )
 
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from workbench._voronoi import nearest_seed_labels
 from workbench.instances import cached_instance_maps, instance_maps
 
 # Squared values of these spacings are exact binary fractions, so equidistant voxels compare
@@ -258,3 +259,14 @@ def test_cache_round_trip_and_key(tmp_path):
     cached_instance_maps(changed, tmp_path, spacing=(1.0, 1.0, 2.0))
     assert len(list(tmp_path.glob("*.npz"))) == 3
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_voronoi_ties_do_not_depend_on_the_voxel_size():
+    # (0, 2) is equidistant from the seeds at (1, 1) and (1, 3): it belongs to the smaller id at any
+    # isotropic spacing, 1.05 mm included (whose square is not a short binary fraction).
+    seeds = np.zeros((3, 4), dtype=np.int32)
+    seeds[1, 1], seeds[1, 3] = 1, 2
+    for size in (1.0, 1.05, 1.0516, 0.7):
+        cells = nearest_seed_labels(seeds, (size, size))
+        assert cells[0, 2] == 1 and cells[2, 2] == 1, size
+        np.testing.assert_array_equal(cells, nearest_seed_labels(seeds, (1.0, 1.0)))

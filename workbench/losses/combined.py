@@ -26,16 +26,10 @@ from torch import Tensor
 
 from workbench.instances import InstanceMaps
 from workbench.labels import LabelSchema, get_schema
-from workbench.losses.base import (
-    Base,
-    Mode,
-    activations,
-    check_inputs,
-    resolve_instances,
-    targets,
-)
-from workbench.losses.global_ import dice_ce, inverse_size_weights, weighted_channel_dice_ce
+from workbench.losses.base import Base, Mode, Targets, activations, check_inputs, resolve_instances, targets
+from workbench.losses.global_ import dice_ce, global_inverse_weights, invweight_local, weighted_dice_ce
 from workbench.losses.instance import Domain, aggregate, component_terms
+from workbench.losses.sums import voxel_sums
 
 __all__ = ["LOSS_NAMES", "PRESETS", "DiceCELoss", "InstanceLoss", "InverseWeightLoss", "build_loss"]
 
@@ -59,10 +53,9 @@ class _Loss(torch.nn.Module):
         self.ignore_index = ignore_index
         self.schema = get_schema(schema) if schema is not None else None
 
-    def _prepare(self, logits: Tensor, target: Tensor, one_vs_rest: bool = True):
+    def _prepare(self, logits: Tensor, target: Tensor) -> Targets:
         check_inputs(logits, target, self.mode, self.schema, self.ignore_index)
-        act = activations(logits, self.mode, one_vs_rest)
-        return act, targets(target, self.mode, logits, self.ignore_index)
+        return targets(target, self.mode, logits, self.ignore_index)
 
 
 class DiceCELoss(_Loss):
@@ -76,8 +69,9 @@ class DiceCELoss(_Loss):
         super().__init__(mode, ignore_index, schema)
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
-        act, tg = self._prepare(logits, target, one_vs_rest=False)
-        return dice_ce(act, tg, self.mode)
+        tg = self._prepare(logits, target)
+        sums = voxel_sums(logits, tg, None, self.mode, log_not_p=self.mode == "sigmoid", cells=False)
+        return _as_loss(dice_ce(sums, self.mode), logits)
 
     def extra_repr(self) -> str:
         return _repr(mode=self.mode, ignore_index=self.ignore_index, schema=self.schema and self.schema.name)
@@ -144,15 +138,18 @@ class InstanceLoss(_Loss):
         self.max_weight = float(max_weight)
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
-        act, tg = self._prepare(logits, target, one_vs_rest=self.beta > 0 and self.base != "dice")
-        parts = []
-        if self.alpha:
-            parts.append(self.alpha * dice_ce(act, tg, self.mode))
+        if not (self.alpha or self.beta):
+            check_inputs(logits, target, self.mode, self.schema, self.ignore_index)
+            return logits.sum() * 0.0
+        tg = self._prepare(logits, target)
+        inst = self._instances(logits, target, instances) if self.beta else None
+        one_vs_rest = self.mode == "sigmoid" or (self.beta > 0 and self.base != "dice")
+        sums = voxel_sums(logits, tg, inst, self.mode, log_not_p=one_vs_rest, cells=inst is not None and self.domain == "cc")
+        loss = self.alpha * dice_ce(sums, self.mode) if self.alpha else 0.0
         if self.beta:
-            inst = self._instances(logits, target, instances)
-            terms = component_terms(act, tg, inst, self.domain, self.iwl, self.max_weight)
-            parts.append(self.beta * aggregate(terms.loss(self.base), inst, act.p))
-        return sum(parts) if parts else logits.sum() * 0.0
+            terms = component_terms(sums, inst, self.domain, self.iwl, self.max_weight)
+            loss = loss + self.beta * aggregate(terms.loss(self.base), inst, sums.chan)
+        return _as_loss(loss, logits)
 
     @torch.no_grad()
     def components(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> pd.DataFrame:
@@ -165,9 +162,10 @@ class InstanceLoss(_Loss):
             (``loss`` is the base loss of the component; ``channel`` is the logits channel: class
             1..C in softmax mode, region 0..R-1 in sigmoid mode; with a schema, its name instead).
         """
-        act, tg = self._prepare(logits, target)
+        tg = self._prepare(logits, target)
         inst = self._instances(logits, target, instances)
-        terms = component_terms(act, tg, inst, self.domain, self.iwl, self.max_weight)
+        sums = voxel_sums(logits, tg, inst, self.mode, log_not_p=True, cells=self.domain == "cc")
+        terms = component_terms(sums, inst, self.domain, self.iwl, self.max_weight)
         batch, channels = inst.counts.shape
         bk = inst.segment_bk.cpu().numpy()
         ids = (torch.arange(inst.total, device=inst.offsets.device) - inst.offsets.reshape(-1)[inst.segment_bk] + 1)
@@ -235,15 +233,17 @@ class InverseWeightLoss(_Loss):
         self.connectivity = connectivity
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
-        act, tg = self._prepare(logits, target, one_vs_rest=self.scope == "local")
+        tg = self._prepare(logits, target)
         inst = resolve_instances(
             instances, logits, target, self.mode, connectivity=self.connectivity, spacing=None,
             ignore_index=self.ignore_index, use_cells=False,
         )
-        weights = inverse_size_weights(inst, tg, self.scope, self.clip, act.p.shape)
-        if self.scope == "global":
-            return dice_ce(act, tg, self.mode, weights)
-        return weighted_channel_dice_ce(act, tg, weights)
+        if self.scope == "local":
+            sums = voxel_sums(logits, tg, inst, self.mode, log_not_p=True, cells=False)
+            return _as_loss(invweight_local(sums, inst, self.clip), logits)
+        act = activations(logits, self.mode, one_vs_rest=False)
+        weights = global_inverse_weights(inst, tg, self.clip, act.p.shape)
+        return weighted_dice_ce(act, tg, self.mode, weights)
 
     def extra_repr(self) -> str:
         return _repr(
@@ -318,6 +318,11 @@ def _construct(cls: type, name: str, fixed: dict[str, Any], options: dict[str, A
         also = " and preset" if cls is InstanceLoss else ""
         raise TypeError(f"Loss {name!r} got unexpected options {unknown}; it takes {accepted}{also}.")
     return cls(**fixed, **options)
+
+
+def _as_loss(value: Tensor, logits: Tensor) -> Tensor:
+    """The float64 arithmetic on sums, returned in float64 for float64 logits and float32 otherwise."""
+    return value.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
 
 
 def _check_choice(argument: str, value: object, allowed: tuple) -> None:

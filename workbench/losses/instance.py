@@ -14,15 +14,11 @@ a component, then over the batch elements that have one (multi-class paper, eq. 
 Every term is a function of a few sums over the domain, and each domain is a union of two
 segments: the component C_n (where g = 1) and a background part (g = 0) — the channel's whole
 background for blob, the cell minus the component for cc. So the loss needs, per component,
-
-* Σ p and Σ -log p over C_n: one ``index_add`` over the foreground voxels only;
-* Σ p, Σ -log(1 - p) and the voxel count over the background part: the channel's total minus its
-  components' sums (blob), or the cell's total — one ``index_add`` by cell id over the channels
-  with two or more components — minus its component's sum (cc; with one component the cell is
-  the whole volume);
-
-then O(N) arithmetic in float64. No Python loop over components; IWL weights, being constant per
-segment, scale segment sums.
+Σ p and Σ -log p over C_n, and Σ p, Σ -log(1 - p) and the voxel count over the background part:
+the channel's total minus its components' sums (blob), or the cell's total minus its component's
+sum (cc; with one component the cell is the whole volume). :func:`workbench.losses.sums.voxel_sums`
+gives all of them in float64 without a loop over components; what remains is O(N) arithmetic.
+IWL weights, being constant per segment, scale segment sums.
 """
 
 from __future__ import annotations
@@ -33,25 +29,25 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from workbench.losses.base import EPS, Activations, Base, InstanceTensors, Targets
+from workbench.losses.base import EPS, Base, InstanceTensors
+from workbench.losses.sums import VoxelSums
 
 __all__ = ["ComponentTerms", "aggregate", "component_terms"]
 
 Domain = Literal["blob", "cc"]
-_RUN = 1024  # longest run of voxels summed in the input's precision before widening to float64
 
 
 @dataclass(frozen=True, eq=False)
 class ComponentTerms:
-    """Per-component terms, one entry per global segment ``j`` (see InstanceTensors).
+    """Per-component terms (N,), one entry per global component ``j`` (see InstanceTensors).
 
-    ``dice``, ``ce``: base-loss terms on the component's domain (weighted for IWL; ``ce`` is None
-    when the activations carry no ``log(1 - p)``, i.e. for a Dice-only base); ``weight``:
+    ``dice``, ``ce``: base-loss terms on the component's domain (weighted for IWL); ``weight``:
     the IWL weight on the component's voxels (1 without IWL); ``domain_size``: |D_n| in voxels.
+    All float64.
     """
 
     dice: Tensor
-    ce: Tensor | None
+    ce: Tensor
     weight: Tensor
     domain_size: Tensor
 
@@ -64,18 +60,16 @@ class ComponentTerms:
         return self.dice + self.ce
 
 
-def component_terms(
-    act: Activations, tg: Targets, inst: InstanceTensors, domain: Domain, iwl: bool, max_weight: float
-) -> ComponentTerms:
+def component_terms(sums: VoxelSums, inst: InstanceTensors, domain: Domain, iwl: bool, max_weight: float) -> ComponentTerms:
     """Dice and CE of every component on its domain, from segment sums.
 
     Parameters
     ----------
-    act : Activations
-        ``p``, ``log_p``, ``log_not_p`` of shape (B, K, *S); without ``log_not_p`` only Dice terms.
-    tg : Targets
+    sums : VoxelSums
+        With component sums, and cell sums for ``domain="cc"``; the CE terms are meaningful only
+        when the sums carry ``log(1 - p)``.
     inst : InstanceTensors
-        Components (and cells for ``domain="cc"``) of the same target.
+        The components the sums were taken over.
     domain : {"blob", "cc"}
     iwl : bool
         Apply the IWL weight ``clip(|D_n| / |C_n|, 1, max_weight)`` to the component's voxels.
@@ -83,123 +77,35 @@ def component_terms(
 
     Notes
     -----
-    Background parts are totals minus component parts. With float32 activations a channel total
-    carries the relative error of torch's pairwise float32 sum (~1e-7 of the total), so a
-    background part is exact to about 1e-7 of the channel's total; cell totals and all the
-    arithmetic on sums are float64. In float64 everything is exact to rounding.
+    Background parts are totals minus component parts, in float64. The fused CPU backend sums in
+    float64 throughout; the torch backend sums float32 activations pairwise before widening, so a
+    background part is exact to about 1e-7 of its channel's total.
     """
-    sums = _SegmentSums(act, tg, inst)
-    with_ce = act.log_not_p is not None
-    p_fg = sums.components(act.p)
-    p_bg = sums.backgrounds(act.p, p_fg, domain)
+    bk = inst.segment_bk
+    seg = sums.seg
+    p_fg, ce_fg, log_not_p_fg = seg[:, 0], -seg[:, 1], seg[:, 2]
     size_fg = inst.sizes.to(torch.float64)
-    size_bg = sums.background_sizes(domain)
-    if with_ce:
-        ce_fg = -sums.components(act.log_p)
-        ce_not_fg = -sums.components(act.log_not_p)
-        ce_bg = -sums.backgrounds(act.log_not_p, -ce_not_fg, domain)
-
+    p_bg = _background(sums.p.reshape(-1), p_fg, bk)
+    ce_bg = -_background(sums.log_not_p.reshape(-1), log_not_p_fg, bk)
+    size_bg = _background(sums.voxels.unsqueeze(1).expand(sums.p.shape).reshape(-1), size_fg, bk)
+    if domain == "cc":
+        several = inst.counts.reshape(-1)[bk] >= 2  # else the cell is the whole volume
+        p_bg = torch.where(several, seg[:, 3] - p_fg, p_bg)
+        ce_bg = torch.where(several, log_not_p_fg - seg[:, 4], ce_bg)
+        size_bg = torch.where(several, seg[:, 5] - size_fg, size_bg)
     domain_size = size_bg + size_fg
     if iwl:
         weight = (domain_size / size_fg).clamp(1.0, max_weight)
     else:
         weight = torch.ones_like(size_fg)
     dice = 1.0 - (2.0 * weight * p_fg + EPS) / (p_bg + weight * p_fg + weight * size_fg + EPS)
-    ce = (ce_bg + weight * ce_fg) / (size_bg + weight * size_fg) if with_ce else None
-    dtype = act.p.dtype
-    return ComponentTerms(
-        dice=dice.to(dtype), ce=None if ce is None else ce.to(dtype), weight=weight.to(dtype), domain_size=domain_size
-    )
+    ce = (ce_bg + weight * ce_fg) / (size_bg + weight * size_fg)
+    return ComponentTerms(dice=dice, ce=ce, weight=weight, domain_size=domain_size)
 
 
-class _SegmentSums:
-    """Sums of per-voxel quantities (B, K, *S) over components, channel backgrounds and cells.
-
-    Component sums gather the foreground voxels only. A channel's background sum is its total
-    (summed in the input's precision, which torch does pairwise, then widened) minus its
-    components' sums; a cell's background part is the cell's total minus its component's sum,
-    the total being a ``segment_reduce`` over runs of voxels that share a cell, then a float64
-    ``index_add`` of the run sums.
-    """
-
-    def __init__(self, act: Activations, tg: Targets, inst: InstanceTensors) -> None:
-        batch, channels = inst.counts.shape
-        self.inst = inst
-        self.valid = tg.valid.flatten(2) if tg.has_ignored else None  # (B, 1, V)
-        flat = inst.components.reshape(-1)
-        foreground = torch.nonzero(flat > 0).squeeze(1)
-        voxels = flat.numel() // (batch * channels)
-        self.index = (foreground // (channels * voxels), (foreground // voxels) % channels, foreground % voxels)
-        self.segment = inst.offsets.reshape(-1)[foreground // voxels] + flat[foreground].long() - 1
-        if self.valid is not None:
-            total = self.valid.sum(-1, dtype=torch.float64)
-        else:
-            total = torch.full((batch, 1), float(voxels), dtype=torch.float64, device=flat.device)
-        self.voxels = total.expand(batch, channels).reshape(-1)  # non-ignored voxels per (b, k)
-        self._cell_runs = None
-
-    def components(self, values: Tensor) -> Tensor:
-        """(N,) sums over each component."""
-        picked = values.flatten(2)[self.index].to(torch.float64)
-        return torch.zeros(self.inst.total, dtype=torch.float64, device=picked.device).index_add(0, self.segment, picked)
-
-    def backgrounds(self, values: Tensor, per_component: Tensor, domain: Domain) -> Tensor:
-        """(N,) sums over each component's background part (channel background or cell part)."""
-        flat = values.flatten(2)
-        if self.valid is not None:
-            flat = flat * self.valid
-        totals = flat.sum(-1).to(torch.float64).reshape(-1)  # cascade-summed in the input's precision
-        cells = None
-        if domain == "cc":
-            cells = self._cell_totals(torch.segment_reduce(flat.reshape(-1), "sum", lengths=self.cell_runs()[1]))
-        return self._background_parts(totals, cells, per_component)
-
-    def background_sizes(self, domain: Domain) -> Tensor:
-        """(N,) voxel counts of each component's background part."""
-        cells = self._cell_totals(self.cell_runs()[1]) if domain == "cc" else None
-        return self._background_parts(self.voxels, cells, self.inst.sizes.to(torch.float64))
-
-    def _background_parts(self, channel_totals: Tensor, cell_totals: Tensor | None, per_component: Tensor) -> Tensor:
-        """Totals minus component parts: per channel (B·K,) totals, or per cell (N,) totals for
-        the components whose channel has several (the others' cell is the whole channel)."""
-        bk = self.inst.segment_bk
-        background = (channel_totals - torch.zeros_like(channel_totals).index_add(0, bk, per_component))[bk]
-        if cell_totals is None:
-            return background
-        return torch.where(self.several(), cell_totals - per_component, background)
-
-    def _cell_totals(self, run_values: Tensor) -> Tensor:
-        """(N,) float64 totals per cell of per-run values (runs of :meth:`cell_runs`)."""
-        run_cell = self.cell_runs()[0]
-        totals = torch.zeros(self.inst.total + 1, dtype=torch.float64, device=run_values.device)
-        return totals.index_add(0, run_cell, run_values.to(torch.float64))[:-1]
-
-    def several(self) -> Tensor:
-        """(N,) whether the component's channel has two or more components (else its cell is everything)."""
-        return self.inst.counts.reshape(-1)[self.inst.segment_bk] >= 2
-
-    def cell_runs(self) -> tuple[Tensor, Tensor]:
-        """Runs of consecutive voxels (in memory order) that share a global cell id: (cell, length).
-
-        Voxels of channels with fewer than two components, and ignored voxels, carry a spare id
-        (N). Runs are cut every ``_RUN`` voxels, so that the float sums within a run stay short;
-        per-cell totals then add run sums in float64 — far fewer values than voxels, since cells
-        are contiguous regions.
-        """
-        if self._cell_runs is None:
-            inst = self.inst
-            use = (inst.counts >= 2).unsqueeze(-1)
-            if self.valid is not None:
-                use = use & (self.valid > 0)
-            offsets = inst.offsets.unsqueeze(-1).to(inst.cells.dtype)
-            segment = torch.where(use, offsets + inst.cells - 1, torch.full_like(inst.cells, inst.total)).reshape(-1)
-            starts = torch.ones_like(segment, dtype=torch.bool)
-            starts[1:] = segment[1:] != segment[:-1]
-            starts[::_RUN] = True
-            first = torch.nonzero(starts).squeeze(1)
-            length = torch.diff(first, append=torch.tensor([segment.numel()], device=first.device))
-            self._cell_runs = (segment[first].long(), length)
-        return self._cell_runs
+def _background(channel_totals: Tensor, per_component: Tensor, bk: Tensor) -> Tensor:
+    """(N,) each component's channel total (B·K,) minus the sum over all components of that channel."""
+    return (channel_totals - torch.zeros_like(channel_totals).index_add(0, bk, per_component))[bk]
 
 
 def aggregate(per_component: Tensor, inst: InstanceTensors, anchor: Tensor) -> Tensor:
