@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         help="label schema (a unique prefix works, e.g. brats_mets); default: the reference manifest's",
     )
     evaluate.add_argument("--regions", nargs="+", default=None, help="regions to evaluate; default all of the schema's")
+    evaluate.add_argument("--split", default=None, help="only the reference cases of this split (e.g. val); default all")
     evaluate.add_argument(
         "--thresholds", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="pair-Dice matching thresholds"
     )
@@ -122,6 +123,32 @@ def _parser() -> argparse.ArgumentParser:
     perturb.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     perturb.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     perturb.set_defaults(run=_run_perturb)
+
+    train = commands.add_parser(
+        "train",
+        help="train a 3D U-Net with one of the losses",
+        description="Train a patch-based 3D U-Net (MONAI DynUNet, nnU-Net-style defaults) with the loss, data and "
+        "schedule of a YAML or JSON config; write config.yaml, run.json, metrics.parquet, checkpoints/last.pt and "
+        "predictions/ into the config's out_dir. Fields: see workbench.training.TrainConfig.",
+    )
+    train.add_argument("--config", type=Path, required=True, help="config file (.yaml, .yml or .json)")
+    train.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
+    train.add_argument("-o", "--out", type=Path, default=None, help="run folder (overrides the config's out_dir)")
+    train.set_defaults(run=_run_train)
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict a manifest's cases with a trained run",
+        description="Load RUN_DIR/checkpoints/last.pt, run sliding-window inference on every selected case of the "
+        "manifest and write OUT/<case_id>.nii.gz label maps with the cases' affines (input for evaluate --pred).",
+    )
+    predict.add_argument("run_dir", type=Path, help="a run folder written by `workbench train`")
+    predict.add_argument("--manifest", type=Path, required=True, help="manifest of the cases (.yaml)")
+    predict.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    predict.add_argument("--split", default=None, help="only the cases of this split (default: all)")
+    predict.add_argument("--cases", nargs="+", default=None, help="only these case ids")
+    predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
+    predict.set_defaults(run=_run_predict)
     return parser
 
 
@@ -199,7 +226,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     result = run_evaluation(
         args.pred, args.ref, args.out, schema=args.schema, regions=args.regions, thresholds=args.thresholds,
-        connectivity=args.connectivity, workers=args.workers,
+        connectivity=args.connectivity, workers=args.workers, split=args.split,
     )
     print(f"evaluated {len(result.seconds)} cases; tables and run.json in {args.out}")
     print()
@@ -214,6 +241,34 @@ def _run_perturb(args: argparse.Namespace) -> int:
 
     out = write_perturbed_predictions(args.ref, args.out, seed=args.seed)
     print(f"wrote perturbed predictions to {out}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from workbench.training import load_config, train
+
+    overrides = {} if args.out is None else {"out_dir": str(args.out)}
+    try:
+        result = train(load_config(args.config, **overrides), resume=args.resume)
+    except FileExistsError as error:
+        raise ValueError(str(error)) from None
+    print(f"trained {result.epochs_completed} epochs; run folder {result.run_dir}")
+    last = result.metrics[result.metrics["epoch"] == result.metrics["epoch"].max()]
+    with pd.option_context("display.width", 200):
+        print(last.drop(columns="epoch").to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from workbench.training import predict_manifest
+
+    try:
+        written = predict_manifest(
+            args.run_dir, args.manifest, args.out, case_ids=args.cases, split=args.split, device=args.device
+        )
+    except KeyError as error:  # unknown case id or split: the message names it
+        raise ValueError(error.args[0]) from None
+    print(f"wrote {len(written)} predictions to {args.out}")
     return 0
 
 

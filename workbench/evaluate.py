@@ -35,16 +35,12 @@ atomically. The tables carry the run's parameters in their Parquet metadata as w
 
 from __future__ import annotations
 
-import json
-import math
+
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -53,6 +49,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from workbench._io import atomic_write
+from workbench._runinfo import json_safe, package_versions, utc_now, write_json
 from workbench.data.manifest import Manifest, load_manifest, read_manifest
 from workbench.data.nifti import AFFINE_ATOL, grid_mismatch, load_label, read_header
 from workbench.labels import SCHEMAS, LabelSchema, get_schema
@@ -344,6 +341,7 @@ def run_evaluation(
     connectivity: int = 26,
     workers: int = 1,
     progress: bool = True,
+    split: str | None = None,
 ) -> CohortEvaluation:
     """Evaluate a prediction folder or manifest and write the tables and ``run.json`` into ``out_dir``.
 
@@ -358,6 +356,9 @@ def run_evaluation(
         As for :func:`evaluate_cohort`; ``reference`` is a manifest path here.
     out_dir : str or PathLike
         Output folder; created if missing.
+    split : str, optional
+        Evaluate only the reference cases of this split (e.g. ``"val"``, whose cases a training run
+        predicts); None: every case.
 
     Returns
     -------
@@ -374,6 +375,11 @@ def run_evaluation(
     """
     start = time.perf_counter()
     manifest = _reference_manifest(reference)
+    if split is not None:
+        try:
+            manifest = replace(manifest, cases=manifest.split(split))
+        except KeyError as error:
+            raise CaseMatchError(error.args[0]) from None
     options = _checked_options(
         manifest.schema if schema is None else schema, regions, thresholds, connectivity, workers
     )
@@ -383,6 +389,7 @@ def run_evaluation(
     parameters = {
         "pred": str(Path(pred).resolve()),
         "reference": str(Path(reference).resolve()),
+        "split": split,
         "schema": options.schema.name,
         "regions": list(options.regions or options.schema.region_names),
         "thresholds": list(options.thresholds),
@@ -393,26 +400,26 @@ def run_evaluation(
     }
     info: dict[str, Any] = {
         "status": "running",
-        "started": _now(),
+        "started": utc_now(),
         "parameters": parameters,
-        "versions": _versions(),
+        "versions": package_versions(_VERSIONED_PACKAGES),
     }
-    _write_json(out_dir / "run.json", info)
+    write_json(out_dir / "run.json", info)
     try:
         evaluated = time.perf_counter()
         result = _evaluate(pairs, options, workers, progress)
         written = time.perf_counter()
         info.update(metrics=result.config, spacing_mm=result.spacing)
-        attrs = _json_safe({key: info[key] for key in ("parameters", "metrics", "spacing_mm", "versions")})
+        attrs = json_safe({key: info[key] for key in ("parameters", "metrics", "spacing_mm", "versions")})
         paths = write_tables(out_dir, result, attrs=attrs)
     except BaseException as exc:
-        info.update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}")
-        _write_json(out_dir / "run.json", info)
+        info.update(status="failed", finished=utc_now(), error=f"{type(exc).__name__}: {exc}")
+        write_json(out_dir / "run.json", info)
         raise
     end = time.perf_counter()
     info.update(
         status="complete",
-        finished=_now(),
+        finished=utc_now(),
         outputs=[p.name for p in paths],
         timings={
             "total_s": end - start,
@@ -422,7 +429,7 @@ def run_evaluation(
             "case_s": result.seconds,
         },
     )
-    _write_json(out_dir / "run.json", info)
+    write_json(out_dir / "run.json", info)
     return result
 
 
@@ -608,33 +615,3 @@ def _evaluate_pair(pair: CasePair, options: _Options) -> _CaseResult:
 
 
 # --------------------------------------------------------------------------- run.json
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in _VERSIONED_PACKAGES:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_json(path: Path, document: dict[str, Any]) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with tuples as lists and NaN / infinite floats as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -207,3 +207,20 @@ def test_an_empty_prediction_is_scored_not_an_error(cohort, tmp_path):
     empty = result.per_case.query("case_id == 'phantom-001' and region == 'WT' and stratum == 'all'")
     assert (empty.set_index("metric").loc[["dice", "f1"], "value"] == 0.0).all()
     assert set(result.lesions.query("case_id == 'phantom-001'")["status"]) == {"FN"}
+
+
+def test_split_evaluates_only_its_cases(cohort, tmp_path, capsys):
+    reference, pred = cohort
+    manifest = load_manifest(reference)
+    split = manifest.cases[-1].split
+    chosen = [case.id for case in manifest.split(split)]
+    pred = copy_predictions(pred, tmp_path / "pred")
+    for path in pred.iterdir():
+        if path.name.removesuffix(".nii.gz") not in chosen:
+            path.unlink()
+    status, _, _ = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out", "--split", split,
+                           "--workers", 1)
+    assert status == 0
+    assert sorted(pd.read_parquet(tmp_path / "out" / "per_case.parquet")["case_id"].unique()) == sorted(chosen)
+    status, _, err = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out2", "--split", "nope")
+    assert status == 1 and "'nope'" in err

@@ -7,7 +7,6 @@ import pytest
 import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from workbench._voronoi import nearest_seed_labels
 from workbench.instances import cached_instance_maps, instance_maps

@@ -1,0 +1,228 @@
+"""Sliding-window inference and predicted label maps, from a model or from a run folder.
+
+Outputs become label maps with the schema's label values, so they are evaluated like any other
+prediction (``workbench evaluate``):
+
+* **softmax mode**: argmax over the C + 1 channels gives class indices 0..C, mapped back to the
+  label values (:attr:`~workbench.labels.LabelSchema.label_values`).
+* **sigmoid mode**: each region is ``sigmoid(logit) > 0.5``; :func:`regions_to_labels` turns the
+  region masks into a label map by nnU-Net's convention for region-based training: the regions are
+  painted from the largest (most labels) to the smallest, each with its *own* label, the one label
+  of the region that no smaller region contained in it holds. For BraTS WT = {1, 2, 3} ⊃
+  TC = {1, 3} ⊃ ET = {3}: WT paints 2 (SNFH), TC paints 1 (NETC), ET paints 3; RC = {4} paints 4.
+  This is well defined when any two regions are nested or disjoint and each region has exactly
+  one own label, which :func:`region_paint_order` checks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from tqdm import tqdm
+
+from workbench.labels import LabelSchema, get_schema
+
+__all__ = [
+    "logits_to_labels",
+    "predict_case",
+    "predict_manifest",
+    "region_paint_order",
+    "regions_to_labels",
+    "sliding_window_logits",
+]
+
+
+def region_paint_order(schema: str | LabelSchema) -> tuple[tuple[int, int], ...]:
+    """``(region channel, label value)`` pairs in painting order (largest region first).
+
+    Raises
+    ------
+    ValueError
+        If two regions overlap without one containing the other, or a region does not have
+        exactly one label outside the regions nested inside it.
+
+    Examples
+    --------
+    >>> region_paint_order("brats_mets_2025")       # WT -> 2, TC -> 1, ET -> 3, RC -> 4
+    ((0, 2), (1, 1), (2, 3), (3, 4))
+    """
+    schema = get_schema(schema)
+    members = [frozenset(m) for m in schema.regions.values()]
+    names = schema.region_names
+    for i, a in enumerate(members):
+        for j, b in enumerate(members[i + 1 :], start=i + 1):
+            if a & b and not (a <= b or b <= a):
+                raise ValueError(
+                    f"Schema {schema.name!r}: regions {names[i]!r} and {names[j]!r} overlap without nesting, "
+                    "so region masks do not define a label map."
+                )
+    order = []
+    for i, region in enumerate(members):
+        inner = set().union(*(m for m in members if m < region))
+        own = sorted(region - inner)
+        if len(own) != 1:
+            raise ValueError(
+                f"Schema {schema.name!r}: region {names[i]!r} has labels {own} outside its nested regions; "
+                "exactly one is needed to paint it into a label map."
+            )
+        order.append((i, own[0]))
+    order.sort(key=lambda pair: -len(members[pair[0]]))
+    return tuple(order)
+
+
+def regions_to_labels(masks: np.ndarray, schema: str | LabelSchema) -> np.ndarray:
+    """Label map from region masks (module docstring).
+
+    Parameters
+    ----------
+    masks : ndarray of bool, shape (R, *S), channel order ``schema.region_names``
+
+    Returns
+    -------
+    ndarray of uint8, shape (*S)
+
+    Examples
+    --------
+    >>> from workbench.labels import BRATS_METS_2025
+    >>> label = np.array([[0, 1, 2, 3, 4]])
+    >>> regions_to_labels(BRATS_METS_2025.to_region_masks(label), BRATS_METS_2025)
+    array([[0, 1, 2, 3, 4]], dtype=uint8)
+    """
+    schema = get_schema(schema)
+    masks = np.asarray(masks, dtype=bool)
+    if masks.shape[0] != len(schema.regions):
+        raise ValueError(f"Expected {len(schema.regions)} region masks (R, *S), but got shape {masks.shape}.")
+    label = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for channel, value in region_paint_order(schema):
+        label[masks[channel]] = value
+    return label
+
+
+def logits_to_labels(logits: torch.Tensor, schema: str | LabelSchema, mode: str) -> np.ndarray:
+    """Label map (*S) uint8 from logits (K, *S): argmax (softmax) or regions > 0.5 (sigmoid)."""
+    schema = get_schema(schema)
+    if mode == "softmax":
+        classes = torch.argmax(logits, dim=0).cpu().numpy()
+        lut = np.array((0, *schema.label_values), dtype=np.uint8)
+        return lut[classes]
+    if mode == "sigmoid":
+        return regions_to_labels((logits > 0).cpu().numpy(), schema)
+    raise ValueError(f"Expected `mode` to be one of ('softmax', 'sigmoid'), but got {mode!r}.")
+
+
+@torch.no_grad()
+def sliding_window_logits(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    roi_size: Sequence[int],
+    overlap: float = 0.5,
+    sw_batch_size: int = 2,
+    device: str | torch.device = "cpu",
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Logits (K, *S) float32 on the CPU for a z-scored image (C, *S), Gaussian-blended windows.
+
+    ``model`` is put in eval mode; windows of ``roi_size`` (the training patch size) overlap by
+    ``overlap``; images smaller than a window are padded and cropped back by MONAI.
+    """
+    model.eval()
+    inputs = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None].to(device)
+    device = torch.device(device)
+
+    def predictor(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            return model(x).float()
+
+    logits = sliding_window_inference(
+        inputs, roi_size=tuple(roi_size), sw_batch_size=sw_batch_size, predictor=predictor,
+        overlap=overlap, mode="gaussian",
+    )
+    return torch.as_tensor(logits)[0].float().cpu()
+
+
+def predict_case(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    *,
+    schema: str | LabelSchema,
+    mode: str,
+    roi_size: Sequence[int],
+    overlap: float = 0.5,
+    sw_batch_size: int = 2,
+    device: str | torch.device = "cpu",
+    amp_dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Label map (*S) uint8 of one z-scored image (C, *S): :func:`sliding_window_logits` then
+    :func:`logits_to_labels`."""
+    logits = sliding_window_logits(
+        model, image, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size, device=device, amp_dtype=amp_dtype
+    )
+    return logits_to_labels(logits, schema, mode)
+
+
+def predict_manifest(
+    run_dir: str | os.PathLike[str],
+    manifest: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    case_ids: Sequence[str] | None = None,
+    split: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[Path]:
+    """Predict cases of a manifest with a trained run and write ``out_dir/<case_id>.nii.gz``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A :func:`~workbench.training.train` run folder (its ``checkpoints/last.pt`` is used).
+    manifest : path
+        Manifest of the cases; labels are not needed.
+    out_dir : path
+        Created if missing.
+    case_ids : sequence of str, optional
+        Cases to predict; default all of ``split``, or every case of the manifest.
+    split : str, optional
+    device : {"auto", "cpu", "cuda"}
+    progress : bool
+
+    Returns
+    -------
+    list of Path
+        The written files; each carries the affine of its case's images.
+    """
+    from workbench.data.manifest import load_case, load_manifest
+    from workbench.data.nifti import save_nifti
+    from workbench.training.data import zscore
+    from workbench.training.loop import load_model, resolve_device
+
+    model, config = load_model(run_dir)
+    device_, amp_dtype = resolve_device(config, device)
+    model = model.to(device_)
+    data = load_manifest(manifest)
+    schema = get_schema(config.schema or data.schema)
+    if case_ids is not None:
+        entries = [data.case(i) for i in case_ids]
+    elif split is not None:
+        entries = list(data.split(split))
+    else:
+        entries = list(data.cases)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in tqdm(entries, desc="predicting", unit="case", disable=not progress):
+        case = load_case(data, entry)
+        label = predict_case(
+            model, zscore(case.image), schema=schema, mode=config.mode, roi_size=config.patch_size,
+            overlap=config.sw_overlap, sw_batch_size=config.sw_batch_size, device=device_, amp_dtype=amp_dtype,
+        )
+        path = out_dir / f"{entry.id}.nii.gz"
+        save_nifti(path, label, case.affine)
+        written.append(path)
+    return written
