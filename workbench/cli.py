@@ -149,6 +149,35 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--cases", nargs="+", default=None, help="only these case ids")
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
     predict.set_defaults(run=_run_predict)
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a notebook over a parameter grid (papermill), resumable",
+        description="Execute the sweep file's notebook once per grid point into <out>/<name>/<run-id>/ "
+        "(the executed notebook kept as notebook.ipynb). Runs whose run.json says complete are skipped, so a "
+        "killed sweep started again redoes only the unfinished runs; a failed run records its error and "
+        "traceback in its run.json and the others go on. Format: see workbench.experiments.sweep.",
+    )
+    sweep.add_argument("sweep_file", type=Path, help="sweep file (.yaml)")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
+    sweep.add_argument(
+        "--dask", default=None, metavar="ADDRESS",
+        help="run on dask.distributed: 'local' (a LocalCluster of --workers workers) or a scheduler address "
+        "such as tcp://scheduler:8786; default: a local process pool",
+    )
+    sweep.add_argument("-o", "--out", type=Path, default=None, help="folder holding the sweep folder (overrides `out`)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.set_defaults(run=_run_sweep)
+
+    report = commands.add_parser(
+        "report",
+        help="aggregate a sweep's runs into results.parquet and report.html",
+        description="Join every complete run's per_case.parquet with its grid values into SWEEP_DIR/results.parquet "
+        "and write SWEEP_DIR/report.html (run statuses, Dice/PQ/RQ tables per configuration, plotly figures; "
+        "self-contained), both atomically.",
+    )
+    report.add_argument("sweep_dir", type=Path, help="a sweep folder (holds sweep.json)")
+    report.set_defaults(run=_run_report)
     return parser
 
 
@@ -269,6 +298,28 @@ def _run_predict(args: argparse.Namespace) -> int:
     except KeyError as error:  # unknown case id or split: the message names it
         raise ValueError(error.args[0]) from None
     print(f"wrote {len(written)} predictions to {args.out}")
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from workbench.experiments import load_sweep, run_sweep
+
+    overrides = {} if args.out is None else {"out": str(args.out.resolve())}
+    spec = load_sweep(args.sweep_file, **overrides)
+    result = run_sweep(spec, workers=args.workers, dask=args.dask, progress=not args.no_progress)
+    done = len(result.status) - len(result.failed)
+    print(f"sweep {spec.name}: {done} of {len(result.status)} runs complete ({len(result.skipped)} already were); "
+          f"folder {result.sweep_dir}")
+    for run in result.failed:
+        print(f"failed: {run} (see {result.sweep_dir / run / 'run.json'})")
+    return 1 if result.failed else 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from workbench.experiments import write_report
+
+    results, report = write_report(args.sweep_dir)
+    print(f"wrote {results} and {report}")
     return 0
 
 

@@ -19,3 +19,14 @@ def test_shipped_config_is_valid(path):
 
 def test_there_is_a_shipped_config():
     assert CONFIGS
+
+
+SWEEPS = sorted((Path(__file__).resolve().parents[2] / "configs" / "sweeps").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_shipped_sweep_is_valid(path):
+    from workbench.experiments import load_sweep
+
+    spec = load_sweep(path)
+    assert spec.notebook.exists() and spec.runs()

@@ -1,0 +1,183 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 — Compare the losses of a sweep
+#
+# Reads every run folder `<sweep_dir>/*/` whose `run.json` says `"status": "complete"` (written
+# by `02_train_evaluate`), joins each run's parameters (`loss`, `alpha`, `beta`, `seed`, `fold`)
+# to its `per_case.parquet`, and shows the multi-class paper's views:
+#
+# 1. region Dice (WT, TC, ET, RC, mean) per loss;
+# 2. PQ and RQ at the matching thresholds 0.1 / 0.3 / 0.5;
+# 3. PQ per lesion-size stratum;
+# 4. RC Dice against PQ, one point per run;
+# 5. the effect of β (a line per loss that was run with several β).
+#
+# A configuration is one (loss, α, β); its value is the mean over cases, then the mean (and
+# standard deviation) over its runs (seeds, folds). With `out_dir`, that table is written as
+# `out_dir/compare.parquet` (columns `loss, alpha, beta, region, metric, threshold, stratum,
+# mean, std, n_runs`).
+#
+# Run headless: `papermill notebooks/03_compare.ipynb out.ipynb -p sweep_dir runs/sweep -p out_dir runs/sweep/compare`.
+
+# %% tags=["parameters"]
+sweep_dir: str = "runs/sweep"  # folder of run folders, each with run.json and per_case.parquet
+out_dir: "Optional[str]" = None  # where compare.parquet goes; None: write nothing
+
+# %% [markdown]
+# ## Check the parameters
+
+# %%
+from pathlib import Path
+
+if not isinstance(sweep_dir, str) or not Path(sweep_dir).is_dir():
+    raise ValueError(f"Parameter `sweep_dir`: expected an existing folder, but got {sweep_dir!r}.")
+if out_dir is not None and (not isinstance(out_dir, str) or not out_dir):
+    raise ValueError(f"Parameter `out_dir`: expected None or a non-empty string, but got {out_dir!r}.")
+
+# %% [markdown]
+# ## Load the complete runs
+
+# %%
+import json
+
+import pandas as pd
+
+RUN_KEYS = ["loss", "alpha", "beta", "seed", "fold"]
+frames, skipped = [], []
+for run_json in sorted(Path(sweep_dir).glob("*/run.json")):
+    run_dir = run_json.parent
+    try:
+        info = json.loads(run_json.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        skipped.append((run_dir.name, f"unreadable run.json: {error}"))
+        continue
+    if info.get("status") != "complete":
+        skipped.append((run_dir.name, f"status {info.get('status')!r}"))
+        continue
+    if not (run_dir / "per_case.parquet").is_file():
+        skipped.append((run_dir.name, "no per_case.parquet"))
+        continue
+    parameters = info.get("parameters", {})
+    frame = pd.read_parquet(run_dir / "per_case.parquet")
+    frame.insert(0, "run", run_dir.name)
+    for key in RUN_KEYS:
+        frame[key] = parameters.get(key)
+    frames.append(frame)
+if not frames:
+    raise ValueError(f"Parameter `sweep_dir`: no complete run (run.json + per_case.parquet) in {sweep_dir!r}; skipped: {skipped}.")
+runs = pd.concat(frames, ignore_index=True)
+runs["alpha"] = runs["alpha"].astype(float)
+runs["beta"] = runs["beta"].astype(float)
+runs["config"] = runs["loss"] + " α=" + runs["alpha"].map("{:g}".format) + " β=" + runs["beta"].map("{:g}".format)
+print(f"{runs['run'].nunique()} complete runs, {runs['config'].nunique()} configurations; skipped: {skipped or 'none'}")
+runs.groupby(["loss", "alpha", "beta"])["run"].nunique().rename("runs").to_frame()
+
+# %% [markdown]
+# ## One table: mean over cases per run, then over the runs of a configuration
+
+# %%
+KEYS = ["region", "metric", "threshold", "stratum"]
+per_run = (
+    runs.groupby(["run", "config", *RUN_KEYS[:3], *KEYS], dropna=False, sort=False)["value"].mean().reset_index()
+)
+compare = (
+    per_run.groupby(["config", "loss", "alpha", "beta", *KEYS], dropna=False, sort=False)["value"]
+    .agg(mean="mean", std="std", n_runs="count")
+    .reset_index()
+)
+if out_dir is not None:
+    from workbench._io import atomic_write
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(out_dir) / "compare.parquet") as tmp:
+        compare.drop(columns="config").to_parquet(tmp, index=False)
+    print(f"wrote {Path(out_dir) / 'compare.parquet'}")
+
+REGIONS = [r for r in ["WT", "TC", "ET", "RC", "mean"] if r in set(compare["region"])] or sorted(compare["region"].unique())
+THRESHOLDS = sorted(t for t in compare["threshold"].dropna().unique())
+MAIN_T = 0.5 if 0.5 in THRESHOLDS else max(THRESHOLDS)
+
+
+def select(metric, *, stratum="all", threshold=None):
+    rows = compare[(compare["metric"] == metric) & (compare["stratum"] == stratum)]
+    return rows if threshold is None else rows[rows["threshold"] == threshold]
+
+
+# %% [markdown]
+# ## 1. Region Dice per loss
+
+# %%
+import plotly.express as px
+
+dice = select("dice")
+display(dice.pivot_table(index="config", columns="region", values="mean")[[r for r in REGIONS if r in set(dice["region"])]].round(3))
+fig = px.bar(dice, x="region", y="mean", error_y="std", color="config", barmode="group",
+             category_orders={"region": REGIONS}, title="Dice per region")
+fig.show()
+
+# %% [markdown]
+# ## 2. PQ and RQ at each matching threshold
+
+# %%
+pq_rq = compare[compare["metric"].isin(["pq", "rq"]) & (compare["stratum"] == "all")]
+display(
+    pq_rq[pq_rq["region"] == "mean"].pivot_table(index="config", columns=["metric", "threshold"], values="mean").round(3)
+)
+fig = px.line(pq_rq, x="threshold", y="mean", color="config", facet_col="region", facet_row="metric", markers=True,
+              category_orders={"region": REGIONS}, title="PQ and RQ against the matching threshold")
+fig.show()
+
+# %% [markdown]
+# ## 3. PQ per lesion-size stratum (threshold 0.5, or the largest one present)
+
+# %%
+strata = compare[(compare["metric"] == "pq") & (compare["threshold"] == MAIN_T) & (compare["stratum"] != "all")]
+if strata.empty:
+    print("no size-stratified rows in these runs")
+else:
+    display(strata.pivot_table(index="config", columns=["region", "stratum"], values="mean", sort=False).round(3))
+    fig = px.bar(strata, x="stratum", y="mean", color="config", barmode="group", facet_col="region",
+                 category_orders={"region": REGIONS}, title=f"PQ (t = {MAIN_T:g}) per size stratum, mm³")
+    fig.show()
+
+# %% [markdown]
+# ## 4. RC Dice against PQ (one point per run)
+
+# %%
+run_dice = per_run[(per_run["metric"] == "dice") & (per_run["region"] == "RC") & (per_run["stratum"] == "all")]
+run_pq = per_run[(per_run["metric"] == "pq") & (per_run["region"] == "mean") & (per_run["stratum"] == "all")
+                 & (per_run["threshold"] == MAIN_T)]
+scatter = run_dice[["run", "config", "loss", "beta", "value"]].rename(columns={"value": "RC Dice"}).merge(
+    run_pq[["run", "value"]].rename(columns={"value": f"mean PQ (t = {MAIN_T:g})"}), on="run"
+)
+if scatter.empty:
+    print("no RC region in these runs")
+else:
+    fig = px.scatter(scatter, x="RC Dice", y=f"mean PQ (t = {MAIN_T:g})", color="config", hover_data=["run"],
+                     title="resection-cavity Dice against mean PQ")
+    fig.show()
+
+# %% [markdown]
+# ## 5. Effect of β
+
+# %%
+beta_view = select("pq", threshold=MAIN_T)
+beta_view = beta_view[beta_view["region"] == "mean"].sort_values("beta")
+several = beta_view.groupby("loss")["beta"].nunique()
+if (several < 2).all():
+    print(f"every loss was run with one β only ({dict(beta_view.groupby('loss')['beta'].first())}); no β curve to draw")
+fig = px.line(beta_view, x="beta", y="mean", error_y="std", color="loss", line_dash="alpha", markers=True,
+              title=f"mean PQ (t = {MAIN_T:g}) against β")
+fig.show()

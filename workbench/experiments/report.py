@@ -1,0 +1,193 @@
+"""A sweep's results: one tidy table over every finished run, and a self-contained HTML report."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench._io import atomic_write
+from workbench._runinfo import json_safe, package_versions, utc_now
+
+__all__ = ["collect_results", "run_table", "write_report"]
+
+_PER_CASE = "per_case.parquet"
+_REPLICATES = ("seed", "fold")
+
+
+def _sweep_info(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / "sweep.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{sweep_dir} is not a sweep folder: {path} does not exist.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _run_json(run_dir: Path) -> dict[str, Any]:
+    try:
+        document = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def run_table(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per run of the sweep: ``run_id``, the grid values, ``status`` and ``error``.
+
+    ``status`` is the run's ``run.json`` status, ``"missing"`` when it has none (never started).
+    """
+    sweep_dir = Path(sweep_dir)
+    info = _sweep_info(sweep_dir)
+    rows = []
+    for run in info["runs"]:
+        document = _run_json(sweep_dir / run["run_id"])
+        rows.append(
+            {
+                "run_id": run["run_id"],
+                **{key: _scalar(value) for key, value in run["point"].items()},
+                "status": document.get("status", "missing"),
+                "error": document.get("error"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def collect_results(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every complete run's ``per_case.parquet``, each row tagged with its run's grid values.
+
+    Parameters
+    ----------
+    sweep_dir : str or PathLike
+        A folder written by :func:`workbench.experiments.run_sweep` (holds ``sweep.json``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id``, the grid parameters (list values as strings), then the per-case
+        columns (``case_id, region, metric, threshold, stratum, value``). Runs that are not
+        complete, or complete without ``per_case.parquet``, are left out. ``attrs`` holds the
+        sweep's grid, fixed parameters and the runs' statuses.
+    """
+    sweep_dir = Path(sweep_dir)
+    info = _sweep_info(sweep_dir)
+    runs = run_table(sweep_dir)
+    frames = []
+    for run in info["runs"]:
+        run_dir = sweep_dir / run["run_id"]
+        if _run_json(run_dir).get("status") != "complete" or not (run_dir / _PER_CASE).is_file():
+            continue
+        table = pd.read_parquet(run_dir / _PER_CASE)
+        tags = {"run_id": run["run_id"], **{key: _scalar(value) for key, value in run["point"].items()}}
+        frames.append(table.assign(**tags)[[*tags, *table.columns]])
+    if frames:
+        results = pd.concat(frames, ignore_index=True)
+    else:
+        point_keys = list(info["grid"])
+        results = pd.DataFrame(
+            columns=["run_id", *point_keys, "case_id", "region", "metric", "threshold", "stratum", "value"]
+        )
+    results.attrs = json_safe(
+        {"grid": info["grid"], "fixed": info["fixed"], "status": dict(zip(runs["run_id"], runs["status"]))}
+    )
+    return results
+
+
+def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``results.parquet`` and a self-contained ``report.html`` into ``sweep_dir``, atomically.
+
+    The report holds the runs' statuses (with errors), tables of mean region Dice, PQ and RQ
+    (all lesion sizes, one column per matching threshold) per configuration — the grid values
+    other than ``seed`` and ``fold``, over which it averages cases and runs — and plotly
+    figures: Dice per region per configuration (bars) and PQ against the matching threshold
+    (lines, one panel per region). plotly.js is embedded, so the file opens offline.
+
+    Returns
+    -------
+    results, report : Path
+    """
+    import plotly.express as px
+
+    sweep_dir = Path(sweep_dir)
+    info = _sweep_info(sweep_dir)
+    results = collect_results(sweep_dir)
+    runs = run_table(sweep_dir)
+    results_path = sweep_dir / "results.parquet"
+    with atomic_write(results_path) as tmp:
+        results.to_parquet(tmp, index=False)
+
+    config_keys = [key for key in info["grid"] if key not in _REPLICATES]
+    results = results.assign(config=_config_labels(results, config_keys))
+    sections = [
+        f"<h1>Sweep {html.escape(info['name'])}</h1>",
+        f"<p>{len(runs)} runs: "
+        + ", ".join(f"{n} {html.escape(str(s))}" for s, n in runs["status"].value_counts().items())
+        + f". Notebook <code>{html.escape(info['notebook'])}</code>; report written {utc_now()} "
+        f"with workbench {package_versions(['workbench'])['workbench']}.</p>",
+        "<h2>Runs</h2>",
+        runs.fillna({"error": ""}).to_html(index=False, classes="runs"),
+        "<h2>Fixed parameters</h2>",
+        f"<pre>{html.escape(json.dumps(info['fixed'], indent=2))}</pre>",
+    ]
+    figures: list[Any] = []
+    overall = results[results["stratum"].eq("all") & results["region"].ne("mean")] if len(results) else results
+    dice = overall[overall["metric"].eq("dice")]
+    if len(dice):
+        means = dice.groupby(["config", "region"], sort=False)["value"].mean().reset_index()
+        table = _wide(means, "region")
+        table["runs"] = dice.groupby("config", sort=False)["run_id"].nunique().reindex(table.index)
+        sections += [
+            "<h2>Mean region Dice</h2><p>Mean over cases and over the runs (seeds, folds) of each configuration.</p>",
+            table.to_html(float_format="%.3f"),
+        ]
+        figures.append(
+            px.bar(means, x="region", y="value", color="config", barmode="group", title="Dice per region",
+                   labels={"value": "mean Dice"})
+        )
+    for metric, title in (("pq", "PQ"), ("rq", "RQ"), ("sq", "SQ")):
+        rows = overall[overall["metric"].eq(metric)]
+        if not len(rows):
+            continue
+        means = rows.groupby(["config", "region", "threshold"], sort=False)["value"].mean().reset_index()
+        wide = means.assign(column=means["region"] + "@" + means["threshold"].map("{:g}".format))
+        sections += [f"<h2>Mean {title} (region @ matching threshold)</h2>", _wide(wide, "column").to_html(float_format="%.3f")]
+        if metric == "pq":
+            figures.append(
+                px.line(means.sort_values("threshold"), x="threshold", y="value", color="config", facet_col="region",
+                        markers=True, title="PQ against the matching threshold", labels={"value": "mean PQ"})
+            )
+    if not len(results):
+        sections.append("<p>No complete run has a per_case.parquet yet.</p>")
+    for index, figure in enumerate(figures):
+        sections.append(figure.to_html(full_html=False, include_plotlyjs=index == 0))
+    page = (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>Sweep {html.escape(info['name'])}</title><style>"
+        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:90%}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
+    report_path = sweep_dir / "report.html"
+    with atomic_write(report_path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return results_path, report_path
+
+
+def _scalar(value: Any) -> Any:
+    """Grid values as table cells: lists become strings so every column has one type."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple, dict)) else value
+
+
+def _config_labels(results: pd.DataFrame, keys: list[str]) -> pd.Series:
+    if not keys or not len(results):
+        return pd.Series("all", index=results.index, dtype=object)
+    return results[keys].astype(str).agg(lambda row: " ".join(f"{k}={v}" for k, v in zip(keys, row)), axis=1)
+
+
+def _wide(means: pd.DataFrame, column: str) -> pd.DataFrame:
+    wide = means.pivot(index="config", columns=column, values="value")
+    order = list(dict.fromkeys(means[column]))
+    return wide.loc[list(dict.fromkeys(means["config"])), order].rename_axis(index=None, columns=None)

@@ -1,0 +1,412 @@
+"""Sweeps: one papermill execution of a notebook per point of a parameter grid.
+
+A sweep file (YAML) names the notebook, a grid and fixed parameters::
+
+    name: phantoms-losses                      # runs go to <out>/<name>/<run-id>/
+    notebook: ../notebooks/02_train_evaluate.ipynb   # relative to the sweep file
+    out: ../runs                               # optional, default "runs" next to the sweep file
+    kernel: python3                            # optional
+    grid:                                      # every combination is one run
+      loss: [dc_ce, blob, cc]
+      alpha: [1]
+      beta: [1, 2]
+      seed: [0, 1]
+      fold: [0]
+    fixed:                                     # the same for every run
+      epochs: 2
+      patch_size: [64, 64, 64]
+
+Each run executes ``papermill NOTEBOOK <run-dir>/notebook.ipynb`` with the run's grid values,
+the fixed parameters and ``out_dir=<run-dir>``, in the run folder. The notebook writes
+``<run-dir>/run.json`` with ``"status": "complete"`` when it finishes (and its tables, e.g.
+``per_case.parquet``). A run is *done* exactly when that file says complete; a sweep started
+again skips the done runs and redoes every other one, so killing a sweep loses no finished run.
+A run that raises (or ends without a complete ``run.json``) gets a ``run.json`` written by the
+runner with ``"status": "failed"``, the error and the traceback; the other runs go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workbench._runinfo import package_versions, utc_now, write_json
+
+__all__ = ["RunSpec", "SweepResult", "SweepSpec", "is_done", "load_sweep", "run_sweep"]
+
+_VERSIONED_PACKAGES = ("workbench", "papermill", "torch", "numpy", "pandas", "distributed")
+_KNOWN_FIELDS = ("name", "notebook", "out", "kernel", "grid", "fixed")
+_RESERVED = ("out_dir",)
+_SHORT = {"alpha": "a", "beta": "b", "seed": "s", "fold": "f"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep.
+
+    Attributes
+    ----------
+    name : str
+        Sweep name; the runs go to ``out / name``.
+    notebook : Path
+        The notebook every run executes (absolute).
+    out : Path
+        Folder that holds the sweep folder (absolute).
+    grid : dict of str to list
+        Parameter name → values; the runs are the Cartesian product, in key order.
+    fixed : dict
+        Parameters given to every run.
+    kernel : str
+        Jupyter kernel name (default ``"python3"``).
+    source : str
+        The sweep file's text, kept in ``sweep.json``.
+    """
+
+    name: str
+    notebook: Path
+    out: Path
+    grid: dict[str, list[Any]]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    kernel: str = "python3"
+    source: str = ""
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.out / self.name
+
+    def runs(self) -> list[RunSpec]:
+        """The grid's runs, in grid order (first key slowest)."""
+        keys = list(self.grid)
+        runs = []
+        for values in itertools.product(*(self.grid[key] for key in keys)):
+            point = dict(zip(keys, values))
+            runs.append(RunSpec(run_id(point), point, {**self.fixed, **point}))
+        ids = [run.run_id for run in runs]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"Expected `grid` to give distinct run ids, but got duplicates: {duplicates}")
+        return runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: its id (the folder name), its grid values and all its notebook parameters."""
+
+    run_id: str
+    point: dict[str, Any]
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What :func:`run_sweep` did: run id → final status, and which runs it skipped as done."""
+
+    sweep_dir: Path
+    status: dict[str, str]
+    skipped: list[str]
+
+    @property
+    def failed(self) -> list[str]:
+        return [run for run, status in self.status.items() if status != "complete"]
+
+
+def run_id(point: Mapping[str, Any]) -> str:
+    """A readable, deterministic folder name from a run's grid values.
+
+    ``loss`` contributes its value, ``alpha``/``beta``/``seed``/``fold`` a letter and the value,
+    other keys ``key`` and the value; characters outside ``[A-Za-z0-9._=+]`` become ``_``.
+
+    Examples
+    --------
+    >>> run_id({"loss": "blob", "alpha": 1, "beta": 2, "seed": 0, "fold": 3})
+    'blob-a1-b2-s0-f3'
+    >>> run_id({"lr": 0.01, "patch_size": [64, 64, 64]})
+    'lr0.01-patch_size64_64_64'
+    """
+    parts = []
+    for key, value in point.items():
+        text = "_".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        prefix = "" if key == "loss" else _SHORT.get(key, key)
+        parts.append(re.sub(r"[^A-Za-z0-9._=+]", "_", prefix + text))
+    return "-".join(parts) or "run"
+
+
+def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
+    """Read and check a sweep file (YAML or JSON).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The sweep file. Relative ``notebook`` and ``out`` paths are taken from its folder.
+    **overrides
+        Fields that replace the file's (e.g. ``out=...``).
+
+    Returns
+    -------
+    SweepSpec
+
+    Raises
+    ------
+    FileNotFoundError
+        If the sweep file or the notebook does not exist.
+    ValueError
+        If a field is missing, unknown or of the wrong type; the message names the field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Sweep file {path} does not exist.")
+    source = path.read_text(encoding="utf-8")
+    try:
+        document = yaml.safe_load(source)
+    except yaml.YAMLError as error:
+        raise ValueError(f"Sweep file {path} is not valid YAML: {error}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"Expected sweep file {path} to hold a mapping, but got {type(document).__name__}.")
+    document.update(overrides)
+    unknown = sorted(set(document) - set(_KNOWN_FIELDS))
+    if unknown:
+        raise ValueError(f"Unknown sweep field(s) {unknown}; known fields: {list(_KNOWN_FIELDS)}.")
+    for key in ("name", "notebook", "grid"):
+        if key not in document:
+            raise ValueError(f"Sweep file {path} lacks the required field `{key}`.")
+    name = document["name"]
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"Expected `name` to be a folder name (letters, digits, '.', '_', '-'), but got {name!r}.")
+    for key in ("notebook", "out", "kernel"):
+        if key in document and not isinstance(document[key], (str, os.PathLike)):
+            raise ValueError(f"Expected `{key}` to be a string, but got {document[key]!r}.")
+    grid = document["grid"]
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"Expected `grid` to be a non-empty mapping of parameter → list of values, but got {grid!r}.")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"Expected `grid.{key}` to be a non-empty list of values, but got {values!r}.")
+    fixed = document.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ValueError(f"Expected `fixed` to be a mapping of parameter → value, but got {fixed!r}.")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ValueError(f"Parameter(s) {both} are in both `grid` and `fixed`; give each in one place.")
+    reserved = sorted(set(_RESERVED) & (set(grid) | set(fixed)))
+    if reserved:
+        raise ValueError(f"Parameter(s) {reserved} are set by the sweep runner; remove them from the sweep file.")
+    base = path.resolve().parent
+    notebook = (base / document["notebook"]).resolve()
+    if not notebook.is_file():
+        raise FileNotFoundError(f"`notebook`: {notebook} does not exist.")
+    spec = SweepSpec(
+        name=name,
+        notebook=notebook,
+        out=(base / document.get("out", "runs")).resolve(),
+        grid={str(key): list(values) for key, values in grid.items()},
+        fixed={str(key): value for key, value in fixed.items()},
+        kernel=str(document.get("kernel", "python3")),
+        source=source,
+    )
+    spec.runs()  # duplicate run ids are an error now, not after half the sweep ran
+    return spec
+
+
+def is_done(run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``run_dir/run.json`` exists, is valid JSON and says ``"status": "complete"``."""
+    return _read_status(Path(run_dir)) == "complete"
+
+
+def _read_status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    workers: int = 1,
+    dask: Any = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Execute every unfinished run of ``spec``; skip the done ones.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    workers : int
+        Runs at a time: processes of the local pool, or workers of ``dask="local"``.
+    dask : None, "local", str or distributed.Client
+        None: a local process pool. ``"local"``: a ``distributed.LocalCluster`` with ``workers``
+        single-threaded workers. Any other string: the address of a running scheduler
+        (``"tcp://host:8786"``). A ``distributed.Client`` (e.g. of a dask-jobqueue
+        ``SLURMCluster``) is used as it is.
+    progress : bool
+        Show a progress bar over the runs.
+
+    Returns
+    -------
+    SweepResult
+        The final status of every run (``"complete"`` or ``"failed"``), and the runs skipped.
+
+    Notes
+    -----
+    Writes ``<sweep_dir>/sweep.json``: the sweep file's text, the resolved grid, the runs (id and
+    parameters), package versions, and when the sweep ended the count of runs per status. Only
+    one sweep should run on a sweep folder at a time.
+    """
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"Expected `workers` to be a positive integer, but got {workers!r}.")
+    runs = spec.runs()
+    sweep_dir = spec.sweep_dir
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {
+        "name": spec.name,
+        "notebook": str(spec.notebook),
+        "kernel": spec.kernel,
+        "grid": spec.grid,
+        "fixed": spec.fixed,
+        "runs": [{"run_id": run.run_id, "point": run.point, "parameters": run.parameters} for run in runs],
+        "sweep_file": spec.source,
+        "executor": "process pool" if dask is None else f"dask ({dask if isinstance(dask, str) else type(dask).__name__})",
+        "workers": workers,
+        "started": utc_now(),
+        "versions": package_versions(_VERSIONED_PACKAGES),
+    }
+    write_json(sweep_dir / "sweep.json", info)
+    status = {run.run_id: "complete" for run in runs if is_done(sweep_dir / run.run_id)}
+    skipped = list(status)
+    todo = [run for run in runs if run.run_id not in status]
+    jobs = [(str(spec.notebook), str(sweep_dir / run.run_id), run.parameters, spec.kernel) for run in todo]
+    bar = _progress_bar(len(runs), len(skipped), spec.name, progress)
+    try:
+        for run_id_, outcome in _execute_all(jobs, workers, dask):
+            status[run_id_] = outcome
+            bar.update(1)
+            bar.set_postfix(failed=sum(s != "complete" for s in status.values()))
+    finally:
+        bar.close()
+    status = {run.run_id: status[run.run_id] for run in runs}
+    info.update(finished=utc_now(), counts={s: list(status.values()).count(s) for s in sorted(set(status.values()))})
+    write_json(sweep_dir / "sweep.json", info)
+    return SweepResult(sweep_dir, status, skipped)
+
+
+def _progress_bar(total: int, done: int, name: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="run", disable=not enabled)
+
+
+def _execute_all(
+    jobs: Sequence[tuple[str, str, dict[str, Any], str]], workers: int, dask: Any
+) -> Iterator[tuple[str, str]]:
+    """Yield ``(run_id, status)`` as runs finish, on the chosen executor."""
+    if not jobs:
+        return
+    if dask is None:
+        # spawn: a fresh interpreter per worker, no inherited threads or open kernels
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(execute_run, *job) for job in jobs]
+            for future in as_completed(futures):
+                yield future.result()
+        return
+    from distributed import Client, LocalCluster
+    from distributed import as_completed as dask_completed
+
+    own: list[Any] = []
+    if isinstance(dask, str) and dask == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        own = [cluster]
+        client = Client(cluster)
+        own.insert(0, client)
+    elif isinstance(dask, str):
+        client = Client(dask)
+        own = [client]
+    elif isinstance(dask, Client):
+        client = dask
+    else:
+        raise ValueError(f"Expected `dask` to be None, 'local', a scheduler address or a distributed.Client, but got {dask!r}.")
+    try:
+        futures = [
+            client.submit(execute_run, *job, key=f"run-{Path(job[1]).name}-{time.time_ns()}", pure=False)
+            for job in jobs
+        ]
+        for future in dask_completed(futures):
+            yield future.result()
+    finally:
+        for thing in own:
+            thing.close()
+
+
+def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel: str = "python3") -> tuple[str, str]:
+    """Execute one run with papermill; return ``(run_id, status)``. Never raises for a failed run.
+
+    The executed notebook is kept as ``run_dir/notebook.ipynb``. A stale ``run.json`` (from a
+    killed or failed earlier attempt) is removed first. When papermill raises, or the notebook
+    ends without a complete ``run.json``, this writes ``run.json`` with ``"status": "failed"``,
+    ``error``, ``traceback``, ``parameters`` and ``timings``.
+    """
+    import papermill
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "run.json").unlink(missing_ok=True)
+    started, start = utc_now(), time.perf_counter()
+    error = tb = None
+    try:
+        papermill.execute_notebook(
+            notebook,
+            str(folder / "notebook.ipynb"),
+            parameters={**parameters, "out_dir": str(folder)},
+            kernel_name=kernel,
+            cwd=str(folder),
+            progress_bar=False,
+            log_output=False,
+        )
+    except Exception as exc:  # a failed run is recorded; the sweep goes on
+        error, tb = _describe(exc)
+    if error is None and _read_status(folder) != "complete":
+        found = _read_status(folder)
+        error = (
+            "The notebook finished without writing run.json."
+            if found is None
+            else f"The notebook finished but run.json says status {found!r}, not 'complete'."
+        )
+        tb = ""
+    if error is None:
+        return folder.name, "complete"
+    write_json(
+        folder / "run.json",
+        {
+            "status": "failed",
+            "error": error,
+            "traceback": tb,
+            "parameters": parameters,
+            "notebook": notebook,
+            "started": started,
+            "finished": utc_now(),
+            "timings": {"total_s": time.perf_counter() - start},
+            "versions": package_versions(_VERSIONED_PACKAGES),
+        },
+    )
+    return folder.name, "failed"
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """Error line and traceback text; for a cell error, the kernel's traceback (ANSI colours removed)."""
+    ename = getattr(exc, "ename", None)
+    if ename is not None:  # papermill.PapermillExecutionError
+        cell_tb = "\n".join(getattr(exc, "traceback", None) or [])
+        return f"{ename}: {getattr(exc, 'evalue', '')}", _ANSI.sub("", cell_tb)
+    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
