@@ -11,7 +11,7 @@ import pytest
 from workbench.cli import main
 from workbench.data.nifti import load_label, save_nifti
 
-SUBCOMMANDS = [["demo"], ["phantoms"], ["manifest"], ["manifest", "brats-mets"], ["instances"]]
+SUBCOMMANDS = [["demo"], ["summary"], ["phantoms"], ["manifest"], ["manifest", "brats-mets"], ["instances"]]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
@@ -27,9 +27,9 @@ def test_console_script_is_installed():
     assert out.startswith("workbench ")
 
 
-def test_phantoms_then_demo_on_that_manifest(tmp_path, capsys):
+def test_phantoms_then_summary_of_that_manifest(tmp_path, capsys):
     assert main(["phantoms", "3", "-o", str(tmp_path), "--shape", "32", "32", "32", "--seed", "1"]) == 0
-    assert main(["demo", "--manifest", str(tmp_path / "manifest.yaml")]) == 0
+    assert main(["summary", "--manifest", str(tmp_path / "manifest.yaml")]) == 0
     out = capsys.readouterr().out
     assert "3 cases" in out
     for region in ("WT", "TC", "ET", "RC"):
@@ -86,3 +86,25 @@ def test_manifest_brats_mets_writes_a_loadable_manifest(tmp_path, capsys):
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "workbench"], capture_output=True, text=True)
     assert result.returncode == 2 and "demo" in result.stdout
+
+
+def test_quick_demo_writes_a_report_with_a_row_per_loss(tmp_path, capsys):
+    from workbench.experiments import collect_results
+    from workbench.experiments.demo import DEMO_LOSSES
+
+    assert main(["demo", "--quick", "-o", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "report:" in out and all(loss in out for loss in DEMO_LOSSES)
+    sweep_dir = tmp_path / "demo" / "losses"
+    assert (sweep_dir / "report.html").is_file()
+    results = collect_results(sweep_dir)
+    assert sorted(results["loss"].unique()) == sorted(DEMO_LOSSES)
+
+
+def test_demo_never_overwrites_an_earlier_demo(tmp_path, monkeypatch):
+    from workbench.experiments.demo import _fresh_folder
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    (tmp_path / "runs" / "demo-2").mkdir()
+    assert _fresh_folder(tmp_path / "runs" / "demo") == tmp_path / "runs" / "demo-3"
