@@ -48,7 +48,7 @@ import pandas as pd
 import workbench
 from workbench.instances import _check_connectivity, _check_spacing
 from workbench.labels import LabelSchema, LabelValueError, get_schema
-from workbench.metrics.ccmetric import cc_dice
+from workbench.metrics.ccmetric import cc_dice_from_components
 from workbench.metrics.matching import OverlapTable, connected_components, match_instances, overlap_table
 from workbench.metrics.panoptic import (
     DEFAULT_SIZE_EDGES_MM3,
@@ -571,13 +571,16 @@ def _situation(n_ref: int, n_pred: int) -> Situation:
     return "pred_empty" if n_pred == 0 else "normal"
 
 
-def _instances(pred_mask: np.ndarray, ref_mask: np.ndarray, case: _Case) -> tuple[np.ndarray, np.ndarray, OverlapTable]:
+def _instances(
+    pred_mask: np.ndarray, ref_mask: np.ndarray, case: _Case
+) -> tuple[np.ndarray, np.ndarray, OverlapTable, np.ndarray]:
     """Component ids of the prediction and the reference at the case's foreground voxels, shape
-    (V,) each, and their overlap table (computed from those V voxels only)."""
+    (V,) each, their overlap table (computed from those V voxels only), and the reference's
+    component map (the mask's shape)."""
     pred_labels, _ = connected_components(pred_mask, connectivity=case.connectivity)
     ref_labels, _ = connected_components(ref_mask, connectivity=case.connectivity)
     pred_ids, ref_ids = pred_labels.ravel()[case.voxels], ref_labels.ravel()[case.voxels]
-    return pred_ids, ref_ids, overlap_table(pred_ids, ref_ids)
+    return pred_ids, ref_ids, overlap_table(pred_ids, ref_ids), ref_labels
 
 
 def _region_rows(
@@ -590,7 +593,7 @@ def _region_rows(
     policy: EmptyPolicy,
 ) -> list[tuple[str, float, str, float]]:
     """(metric, threshold, stratum, value) rows of one region."""
-    _, _, table = _instances(pred_mask, ref_mask, case)
+    _, _, table, ref_labels = _instances(pred_mask, ref_mask, case)
     situation = _situation(table.n_ref, table.n_pred)
     detection = detection_metrics(table)
     scores = {
@@ -598,7 +601,7 @@ def _region_rows(
         "sensitivity": detection.sensitivity,
         "precision": detection.precision,
         "f1": detection.f1,
-        "cc_dice": _cc_dice(pred_mask, ref_mask, situation, case),
+        "cc_dice": _cc_dice(pred_mask, ref_labels, table.n_ref, situation, case),
     }
     scores["surface_dice"], hd95 = _surface_metrics(pred_mask, ref_mask, situation, case, tolerance)
     rows = [(metric, _NAN, "all", policy.fill(value, situation)) for metric, value in scores.items()]
@@ -628,11 +631,12 @@ def _surface_metrics(
     return 0.0, _NAN  # no border voxel of the non-empty mask lies near the empty one's
 
 
-def _cc_dice(pred_mask: np.ndarray, ref_mask: np.ndarray, situation: Situation, case: _Case) -> float:
-    """Mean CC-Dice over reference components; NaN without any, 0 when nothing is predicted."""
+def _cc_dice(pred_mask: np.ndarray, ref_labels: np.ndarray, n_ref: int, situation: Situation, case: _Case) -> float:
+    """Mean CC-Dice over the reference components ``ref_labels`` (``1..n_ref``, already computed for
+    the matching); NaN without any, 0 when nothing is predicted."""
     if situation != "normal":
         return 0.0 if situation == "pred_empty" else _NAN
-    return float(cc_dice(pred_mask, ref_mask, connectivity=case.connectivity, spacing=case.spacing).mean())
+    return float(cc_dice_from_components(pred_mask, ref_labels, n_ref, case.spacing).mean())
 
 
 def _stratum_situation(quality: PanopticQuality) -> Situation | Literal["empty_stratum"]:
@@ -667,7 +671,7 @@ class _RegionLesions:
 
 def _region_lesions(pred_mask: np.ndarray, ref_mask: np.ndarray, case: _Case) -> _RegionLesions:
     """Components, overlaps and centroids of one region, computed once for every threshold."""
-    pred_ids, ref_ids, table = _instances(pred_mask, ref_mask, case)
+    pred_ids, ref_ids, table, _ = _instances(pred_mask, ref_mask, case)
     return _RegionLesions(
         table, _centroids(ref_ids, table.ref_sizes, case.coords), _centroids(pred_ids, table.pred_sizes, case.coords)
     )

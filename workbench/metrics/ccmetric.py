@@ -54,7 +54,7 @@ from workbench.instances import _check_connectivity, _check_spacing
 from workbench.metrics.matching import connected_components
 from workbench.metrics.surface import _border_voxels, check_mask_pair
 
-__all__ = ["cc_dice", "cc_dice_from_cells"]
+__all__ = ["cc_dice", "cc_dice_from_cells", "cc_dice_from_components"]
 
 # Two nearest border voxels closer than this relative margin are settled exactly.
 _SCREEN_RTOL = 1e-9
@@ -119,7 +119,7 @@ def cc_dice(
     connectivity = _check_connectivity(connectivity, ref.ndim)
     spacing = _check_spacing(spacing, ref.ndim)
     components, count = connected_components(ref, connectivity=connectivity)
-    return _cc_dice_from_components(pred, components, count, spacing)
+    return cc_dice_from_components(pred, components, count, spacing)
 
 
 def cc_dice_from_cells(pred: np.ndarray, components: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -160,11 +160,11 @@ def cc_dice_from_cells(pred: np.ndarray, components: np.ndarray, cells: np.ndarr
     return 2.0 * overlap / (predicted + sizes)
 
 
-def _cc_dice_from_components(
+def cc_dice_from_components(
     pred: np.ndarray, components: np.ndarray, count: int, spacing: tuple[float, ...]
 ) -> np.ndarray:
     """:func:`cc_dice` of a bool ``pred`` given the reference's component ids (``1..count``, 0
-    outside) and a checked ``spacing``, shape (count,)."""
+    outside; e.g. those the matching computed) and a checked ``spacing``, shape (count,)."""
     if count == 0:
         return np.zeros(0, dtype=np.float64)
     ref = components > 0
