@@ -22,9 +22,10 @@
 #
 # * the loss value next to nnU-Net's DC+CE alone,
 # * the per-component table of its instance term (`build_loss(name).components(...)`: size,
-#   domain size, weight, Dice, CE, loss of every lesion),
+#   domain size, weight, Dice, CE, loss of every lesion) and its loss per lesion as bars,
 # * slices of the image, the reference, the prediction and the per-voxel gradient magnitude
-#   `|∂L/∂logits|` (summed over channels) through the largest lesion of `region`.
+#   `|∂L/∂logits|` (summed over channels) of the loss and of DC+CE, on one colour scale, through
+#   the largest lesion of `region`.
 #
 # With `interactive = True` (and a live Jupyter front end) sliders reshape the prediction;
 # headless runs (papermill, `interactive = False`) draw the parameters' prediction once.
@@ -92,13 +93,13 @@ if not isinstance(interactive, bool):
 import cc3d
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
+from IPython.display import display
 from scipy import ndimage
 
 from workbench.data.phantoms import make_case
 from workbench.losses import build_loss
+from workbench.viz.figures import component_loss_bars, gradient_slices
 
 schema = BRATS_METS_2025
 phantom = make_case(case_seed, shape=tuple(shape))
@@ -145,18 +146,27 @@ def logits_from(pred, confidence, noise):
     return torch.from_numpy(logits.astype(np.float32))[None]
 
 
+def loss_and_gradient(loss_fn, logits):
+    """`loss_fn(logits, target)` and its per-voxel gradient magnitude (*S), summed over the channels of `logits`."""
+    logits = logits.detach().requires_grad_(True)
+    value = loss_fn(logits, target)
+    value.backward()
+    return value.item(), logits.grad[0].abs().sum(0).numpy()
+
+
 def explore(dilate=dilate, shift=shift, miss_below=miss_below, confidence=confidence, noise=noise):
     pred = predicted_masks(dilate, shift, miss_below)
-    logits = logits_from(pred, confidence, noise).requires_grad_(True)
+    logits = logits_from(pred, confidence, noise)
     instance_loss = build_loss(loss, mode=mode, schema=schema.name, spacing=tuple(phantom.spacing))
-    value = instance_loss(logits, target)
-    value.backward()
-    gradient = logits.grad[0].abs().sum(0).numpy()
-    with torch.no_grad():
-        baseline = build_loss("dc_ce", mode=mode, schema=schema.name)(logits, target)
-        table = instance_loss.components(logits, target)
-    display(pd.DataFrame({"loss": [loss, "dc_ce"], "value": [value.item(), baseline.item()]}).round(4))
+    loss_fns = {loss: instance_loss, "dc_ce": build_loss("dc_ce", mode=mode, schema=schema.name)}
+    values, gradients = {}, {}
+    for name, loss_fn in loss_fns.items():
+        values[name], gradients[name] = loss_and_gradient(loss_fn, logits)
+    table = instance_loss.components(logits, target)
+    display(pd.DataFrame({"loss": list(values), "value": list(values.values())}).round(4))
     display(table.round(3))
+    if len(table):
+        component_loss_bars(table).show()
 
     labels = cc3d.connected_components(masks[channel], connectivity=26)
     if labels.max() > 0:
@@ -164,18 +174,13 @@ def explore(dilate=dilate, shift=shift, miss_below=miss_below, confidence=confid
         z = int(round(ndimage.center_of_mass(labels == largest)[2]))
     else:
         z = masks.shape[-1] // 2
-    panels = {
-        "image (t1c)": phantom.image[1, :, :, z],
-        f"reference {region}": masks[channel][:, :, z].astype(float),
-        f"prediction {region}": pred[channel][:, :, z].astype(float),
-        "|∂L/∂logits|": gradient[:, :, z],
-    }
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels))
-    for i, (title, image) in enumerate(panels.items(), start=1):
-        fig.add_trace(go.Heatmap(z=image.T, colorscale="gray" if i == 1 else "viridis", showscale=i == len(panels)), 1, i)
-    fig.update_yaxes(scaleanchor="x", autorange="reversed")
-    fig.update_layout(title=f"{loss}: slice z = {z} through the largest {region} lesion", height=330)
-    fig.show()
+    gradient_slices(
+        phantom.image[1, :, :, z].T,
+        {name: gradient[:, :, z].T for name, gradient in gradients.items()},
+        masks={f"reference {region}": masks[channel][:, :, z].T, f"prediction {region}": pred[channel][:, :, z].T},
+        image_title="image (t1c)",
+        title=f"{loss} and dc_ce: |∂L/∂logits| on slice z = {z} through the largest {region} lesion",
+    ).show()
 
 
 # %%

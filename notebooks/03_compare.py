@@ -29,6 +29,9 @@
 # `out_dir/compare.parquet` (columns `loss, alpha, beta, region, metric, threshold, stratum,
 # mean, std, n_runs`).
 #
+# The figures are `workbench.viz.figures` functions drawn from the long table `runs` (one row per
+# run, case, region, metric, threshold and stratum).
+#
 # Run headless: `papermill notebooks/03_compare.ipynb out.ipynb -p sweep_dir runs/sweep -p out_dir runs/sweep/compare`.
 
 # %% tags=["parameters"]
@@ -53,6 +56,7 @@ if out_dir is not None and (not isinstance(out_dir, str) or not out_dir):
 import json
 
 import pandas as pd
+from IPython.display import display
 
 RUN_KEYS = ["loss", "alpha", "beta", "seed", "fold"]
 frames, skipped = [], []
@@ -71,7 +75,7 @@ for run_json in sorted(Path(sweep_dir).glob("*/run.json")):
         continue
     parameters = info.get("parameters", {})
     frame = pd.read_parquet(run_dir / "per_case.parquet")
-    frame.insert(0, "run", run_dir.name)
+    frame.insert(0, "run_id", run_dir.name)
     for key in RUN_KEYS:
         frame[key] = parameters.get(key)
     frames.append(frame)
@@ -81,8 +85,8 @@ runs = pd.concat(frames, ignore_index=True)
 runs["alpha"] = runs["alpha"].astype(float)
 runs["beta"] = runs["beta"].astype(float)
 runs["config"] = runs["loss"] + " α=" + runs["alpha"].map("{:g}".format) + " β=" + runs["beta"].map("{:g}".format)
-print(f"{runs['run'].nunique()} complete runs, {runs['config'].nunique()} configurations; skipped: {skipped or 'none'}")
-runs.groupby(["loss", "alpha", "beta"])["run"].nunique().rename("runs").to_frame()
+print(f"{runs['run_id'].nunique()} complete runs, {runs['config'].nunique()} configurations; skipped: {skipped or 'none'}")
+runs.groupby(["loss", "alpha", "beta"])["run_id"].nunique().rename("runs").to_frame()
 
 # %% [markdown]
 # ## One table: mean over cases per run, then over the runs of a configuration
@@ -90,7 +94,7 @@ runs.groupby(["loss", "alpha", "beta"])["run"].nunique().rename("runs").to_frame
 # %%
 KEYS = ["region", "metric", "threshold", "stratum"]
 per_run = (
-    runs.groupby(["run", "config", *RUN_KEYS[:3], *KEYS], dropna=False, sort=False)["value"].mean().reset_index()
+    runs.groupby(["run_id", "config", *RUN_KEYS[:3], *KEYS], dropna=False, sort=False)["value"].mean().reset_index()
 )
 compare = (
     per_run.groupby(["config", "loss", "alpha", "beta", *KEYS], dropna=False, sort=False)["value"]
@@ -119,13 +123,17 @@ def select(metric, *, stratum="all", threshold=None):
 # ## 1. Region Dice per loss
 
 # %%
-import plotly.express as px
+from workbench.viz.figures import (
+    beta_effect_lines,
+    metric_bars,
+    rc_dice_vs_pq,
+    stratified_pq_bars,
+    threshold_lines,
+)
 
 dice = select("dice")
 display(dice.pivot_table(index="config", columns="region", values="mean")[[r for r in REGIONS if r in set(dice["region"])]].round(3))
-fig = px.bar(dice, x="region", y="mean", error_y="std", color="config", barmode="group",
-             category_orders={"region": REGIONS}, title="Dice per region")
-fig.show()
+metric_bars(runs, "dice").show()
 
 # %% [markdown]
 # ## 2. PQ and RQ at each matching threshold
@@ -135,9 +143,7 @@ pq_rq = compare[compare["metric"].isin(["pq", "rq"]) & (compare["stratum"] == "a
 display(
     pq_rq[pq_rq["region"] == "mean"].pivot_table(index="config", columns=["metric", "threshold"], values="mean").round(3)
 )
-fig = px.line(pq_rq, x="threshold", y="mean", color="config", facet_col="region", facet_row="metric", markers=True,
-              category_orders={"region": REGIONS}, title="PQ and RQ against the matching threshold")
-fig.show()
+threshold_lines(runs, ("pq", "rq")).show()
 
 # %% [markdown]
 # ## 3. PQ per lesion-size stratum (threshold 0.5, or the largest one present)
@@ -148,36 +154,23 @@ if strata.empty:
     print("no size-stratified rows in these runs")
 else:
     display(strata.pivot_table(index="config", columns=["region", "stratum"], values="mean", sort=False).round(3))
-    fig = px.bar(strata, x="stratum", y="mean", color="config", barmode="group", facet_col="region",
-                 category_orders={"region": REGIONS}, title=f"PQ (t = {MAIN_T:g}) per size stratum, mm³")
-    fig.show()
+    stratified_pq_bars(runs, MAIN_T).show()
 
 # %% [markdown]
 # ## 4. RC Dice against PQ (one point per run)
 
 # %%
-run_dice = per_run[(per_run["metric"] == "dice") & (per_run["region"] == "RC") & (per_run["stratum"] == "all")]
-run_pq = per_run[(per_run["metric"] == "pq") & (per_run["region"] == "mean") & (per_run["stratum"] == "all")
-                 & (per_run["threshold"] == MAIN_T)]
-scatter = run_dice[["run", "config", "loss", "beta", "value"]].rename(columns={"value": "RC Dice"}).merge(
-    run_pq[["run", "value"]].rename(columns={"value": f"mean PQ (t = {MAIN_T:g})"}), on="run"
-)
-if scatter.empty:
+if "RC" not in set(runs["region"]):
     print("no RC region in these runs")
 else:
-    fig = px.scatter(scatter, x="RC Dice", y=f"mean PQ (t = {MAIN_T:g})", color="config", hover_data=["run"],
-                     title="resection-cavity Dice against mean PQ")
-    fig.show()
+    rc_dice_vs_pq(runs, MAIN_T).show()
 
 # %% [markdown]
 # ## 5. Effect of β
 
 # %%
 beta_view = select("pq", threshold=MAIN_T)
-beta_view = beta_view[beta_view["region"] == "mean"].sort_values("beta")
-several = beta_view.groupby("loss")["beta"].nunique()
-if (several < 2).all():
+beta_view = beta_view[beta_view["region"] == "mean"]
+if (beta_view.groupby("loss")["beta"].nunique() < 2).all():
     print(f"every loss was run with one β only ({dict(beta_view.groupby('loss')['beta'].first())}); no β curve to draw")
-fig = px.line(beta_view, x="beta", y="mean", error_y="std", color="loss", line_dash="alpha", markers=True,
-              title=f"mean PQ (t = {MAIN_T:g}) against β")
-fig.show()
+beta_effect_lines(runs, threshold=MAIN_T).show()

@@ -13,7 +13,7 @@ CONDA_NAMES = {"torch": "pytorch"}  # PyPI name -> conda-forge name where they d
 
 
 def _requirement(spec: str) -> tuple[str, str]:
-    match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", spec)
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+(?:\[[A-Za-z0-9_,\-]+\])?)\s*(.*?)\s*", spec)
     assert match, spec
     return match.group(1).lower(), match.group(2).replace(" ", "")
 

@@ -192,6 +192,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("sweep_dir", type=Path, help="a sweep folder (holds sweep.json)")
     report.set_defaults(run=_run_report)
+
+    audit = commands.add_parser(
+        "audit",
+        help="open napari on a case: TP/FP/FN lesions, components, Voronoi cells, loss weights",
+        description="Open the napari audit view of one case of a run (`workbench audit RUN_DIR --case ID`; RUN_DIR "
+        "is a `workbench train` run or a run folder of `workbench sweep` / `demo`) or of plain NIfTI files "
+        "(`workbench audit --image T1C.nii.gz [...] --label SEG.nii.gz [--pred PRED.nii.gz]`). A dock widget lists "
+        "the lesions, misses first; selecting one moves the view to it; keys n / p step through misses and false "
+        "positives. Needs a display (on a headless machine: xvfb-run).",
+    )
+    audit.add_argument("run_dir", type=Path, nargs="?", default=None, help="a run folder")
+    audit.add_argument("--case", default=None, help="case id (default: the run's first predicted case)")
+    audit.add_argument("--image", type=Path, nargs="+", default=None, help="image files, one per channel")
+    audit.add_argument("--label", type=Path, default=None, help="reference label map (with --image)")
+    audit.add_argument("--pred", type=Path, default=None, help="predicted label map (with --image)")
+    audit.add_argument("--schema", default="brats_mets_2025", help="label schema of --label/--pred (default brats_mets_2025)")
+    audit.add_argument("--loss", default=None, help="show this loss's voxel weights (iwl_blob, iwl_cc, invweight_local, "
+                       "invweight_global; default: the run's loss if it weights voxels)")
+    audit.add_argument("--threshold", type=float, default=0.5, help="Dice threshold of the lesion matching (default 0.5)")
+    audit.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
+                       help="go to the first lesion in the table, save a screenshot of the window and exit")
+    audit.set_defaults(run=_run_audit)
     return parser
 
 
@@ -240,7 +262,53 @@ def _run_demo(args: argparse.Namespace) -> int:
     print()
     print(f"report: {report}")
     print(f"runs:   {sweep_dir} (per case and per lesion tables in each run folder)")
-    print("audit:  the napari audit view comes with the viewer issue")
+    audit_run, audit_case = _most_missed(sweep_dir)
+    if audit_run is not None:
+        print(f"audit:  workbench audit {audit_run} --case {audit_case}    (napari; the case with the most missed lesions)")
+    return 0
+
+
+def _most_missed(sweep_dir: Path) -> tuple[Path | None, str | None]:
+    """The run folder and case with the most FN lesions (at Dice 0.5) among a sweep's runs."""
+    best: tuple[int, Path | None, str | None] = (-1, None, None)
+    for table in sorted(sweep_dir.glob("*/lesions.parquet")):
+        lesions = pd.read_parquet(table, columns=["case_id", "status", "threshold"])
+        misses = lesions[(lesions["status"] == "FN") & (lesions["threshold"] == 0.5)].groupby("case_id").size()
+        for case_id in sorted(lesions["case_id"].unique()):
+            if misses.get(case_id, 0) > best[0]:
+                best = (int(misses.get(case_id, 0)), table.parent, str(case_id))
+    return best[1], best[2]
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from workbench.viz.sources import files_source, run_source
+
+    if (args.run_dir is None) == (args.image is None):
+        raise ValueError("give either a RUN_DIR or --image (with --label), not both")
+    if args.image is not None:
+        if args.label is None:
+            raise ValueError("--image needs --label (the reference label map)")
+        source = files_source(args.image, args.label, args.pred, schema=args.schema)
+    else:
+        if args.label or args.pred:
+            raise ValueError("--label and --pred go with --image; a run brings its own")
+        source = run_source(args.run_dir, args.case)
+    if args.loss is not None:
+        source = dataclasses.replace(source, loss=args.loss, loss_options={})
+    print(f"Opening napari on {source.title} ...")
+    from workbench.viz.audit import audit_viewer, save_screenshot
+
+    viewer = audit_viewer(source, threshold=args.threshold, show=True)
+    if args.screenshot is not None:
+        save_screenshot(viewer, args.screenshot)
+        print(f"screenshot: {args.screenshot}")
+        viewer.close()
+        return 0
+    import napari
+
+    napari.run()
     return 0
 
 

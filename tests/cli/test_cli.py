@@ -99,6 +99,18 @@ def test_quick_demo_writes_a_report_with_a_row_per_loss(tmp_path, capsys):
     assert (sweep_dir / "report.html").is_file()
     results = collect_results(sweep_dir)
     assert sorted(results["loss"].unique()) == sorted(DEMO_LOSSES)
+    # The printed audit command names a run and the case with the most misses among all runs.
+    import re
+
+    import pandas as pd
+
+    from workbench.viz.sources import run_source
+
+    run_dir, case_id = re.search(r"audit:  workbench audit (\S+) --case (\S+)", out).groups()
+    lesions = pd.concat([pd.read_parquet(p).assign(run=str(p.parent)) for p in sweep_dir.glob("*/lesions.parquet")])
+    misses = lesions[(lesions["status"] == "FN") & (lesions["threshold"] == 0.5)].groupby(["run", "case_id"]).size()
+    assert misses.get((run_dir, case_id), 0) == misses.max()
+    assert run_source(run_dir, case_id).case.id == case_id
 
 
 def test_demo_never_overwrites_an_earlier_demo(tmp_path, monkeypatch):

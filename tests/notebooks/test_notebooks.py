@@ -48,7 +48,7 @@ def cohort(tmp_path_factory) -> Path:
 
 def test_every_notebook_has_a_paired_ipynb():
     assert {p.stem for p in IPYNBS} == {p.stem for p in NOTEBOOKS.glob("[0-9][0-9]_*.py")}
-    assert {"01_loss_explorer", "02_train_evaluate", "03_compare"} <= {p.stem for p in IPYNBS}
+    assert {"01_loss_explorer", "02_train_evaluate", "03_compare", "04_audit"} <= {p.stem for p in IPYNBS}
 
 
 @pytest.mark.parametrize("path", IPYNBS, ids=lambda p: p.stem)
@@ -166,3 +166,40 @@ def test_compare_names_sweep_dir_without_complete_runs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(pm.PapermillExecutionError, match="Parameter `sweep_dir`"):
         execute("03_compare", tmp_path, sweep_dir=str(tmp_path / "empty"))
+
+
+def test_audit_lists_the_lesions_of_the_most_missed_case(tmp_path, cohort):
+    import numpy as np
+    import yaml
+
+    from workbench.data.manifest import load_case, load_manifest
+    from workbench.data.nifti import save_nifti
+    from workbench.data.perturb import Perturbation, perturb_labels
+    from workbench.metrics import lesion_table
+
+    manifest = load_manifest(cohort)
+    run = tmp_path / "run"
+    (run / "train" / "predictions").mkdir(parents=True)
+    (run / "train" / "config.yaml").write_text(yaml.safe_dump({"manifest": str(cohort), "loss": "iwl_cc"}))
+    tables = []
+    for index, entry in enumerate(manifest.cases[:3]):
+        case = load_case(manifest, entry.id)
+        prediction = perturb_labels(case.label, seed=index, perturbation=Perturbation(drop=0.3 * index))
+        save_nifti(run / "train" / "predictions" / f"{entry.id}.nii.gz", prediction.astype(np.uint8), case.affine)
+        tables.append(lesion_table(prediction, case.label, spacing=case.spacing, threshold=0.5, case_id=entry.id))
+    lesions = pd.concat(tables, ignore_index=True)
+    lesions.to_parquet(run / "lesions.parquet")
+    misses = lesions[lesions["status"] == "FN"].groupby("case_id").size()
+    assert len(misses), "the perturbations should miss some lesion"
+
+    out = execute("04_audit", tmp_path, run_dir=str(run), open_viewer=False)
+    text = "".join(output.get("text", "") for cell in out.cells for output in cell.get("outputs", []))
+    assert f"case {misses.idxmax()}, loss iwl_cc" in text
+    assert f"workbench audit {run} --case {misses.idxmax()}" in text
+    expected = lesions[lesions["case_id"] == misses.idxmax()]["status"].value_counts()
+    assert f"FN    {expected.get('FN', 0)}" in text and f"TP    {expected.get('TP', 0)}" in text
+
+
+def test_audit_rejects_a_missing_run_dir(tmp_path):
+    with pytest.raises(pm.PapermillExecutionError, match="run_dir"):
+        execute("04_audit", tmp_path, run_dir=str(tmp_path / "nope"), open_viewer=False)

@@ -101,14 +101,16 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     The report holds the runs' statuses (with errors), tables of mean region Dice, PQ and RQ
     (all lesion sizes, one column per matching threshold) per configuration — the grid values
     other than ``seed`` and ``fold``, over which it averages cases and runs — and plotly
-    figures: Dice per region per configuration (bars) and PQ against the matching threshold
-    (lines, one panel per region). plotly.js is embedded, so the file opens offline.
+    figures (:mod:`workbench.viz.figures`): Dice per region per configuration (bars) and PQ
+    against the matching threshold (lines, one panel per region), each the mean over cases, then
+    over runs, with the standard deviation over runs. plotly.js is embedded once, so the file
+    opens offline.
 
     Returns
     -------
     results, report : Path
     """
-    import plotly.express as px
+    from workbench.viz.figures import metric_bars, threshold_lines
 
     sweep_dir = Path(sweep_dir)
     info = _sweep_info(sweep_dir)
@@ -142,10 +144,7 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
             "<h2>Mean region Dice</h2><p>Mean over cases and over the runs (seeds, folds) of each configuration.</p>",
             table.to_html(float_format="%.3f"),
         ]
-        figures.append(
-            px.bar(means, x="region", y="value", color="config", barmode="group", title="Dice per region",
-                   labels={"value": "mean Dice"})
-        )
+        figures.append(metric_bars(dice, "dice"))
     for metric, title in (("pq", "PQ"), ("rq", "RQ"), ("sq", "SQ")):
         rows = overall[overall["metric"].eq(metric)]
         if not len(rows):
@@ -154,10 +153,7 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         wide = means.assign(column=means["region"] + "@" + means["threshold"].map("{:g}".format))
         sections += [f"<h2>Mean {title} (region @ matching threshold)</h2>", _wide(wide, "column").to_html(float_format="%.3f")]
         if metric == "pq":
-            figures.append(
-                px.line(means.sort_values("threshold"), x="threshold", y="value", color="config", facet_col="region",
-                        markers=True, title="PQ against the matching threshold", labels={"value": "mean PQ"})
-            )
+            figures.append(threshold_lines(rows, "pq"))
     if not len(results):
         sections.append("<p>No complete run has a per_case.parquet yet.</p>")
     for index, figure in enumerate(figures):

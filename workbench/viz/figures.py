@@ -1,0 +1,477 @@
+"""Plotly figures for the notebooks and the sweep report: plain functions returning a ``Figure``.
+
+Two kinds of input:
+
+* a loss's **component table**, ``InstanceLoss.components(logits, target)``: one row per
+  reference component (``batch, channel, id, size, domain_size, weight, dice, ce, loss``), and
+  2-D slices of an image and of per-voxel gradient magnitudes;
+* a **results table**, tidy and long, as :func:`workbench.experiments.collect_results` returns it
+  (and ``03_compare`` builds): one row per (run, case, region, metric, threshold, stratum) with
+  columns ``run_id, region, metric, threshold, stratum, value`` plus a column naming each run's
+  configuration (``by``, ``"config"`` unless told otherwise). Dice rows have ``threshold`` NaN;
+  ``stratum`` is ``"all"`` or a lesion-size stratum.
+
+Results figures average in two steps (``spread="runs"``, the default): the cases of each run,
+then the runs (seeds, folds) of each configuration; error bars are the standard deviation over
+runs (none with a single run). ``spread="cases"`` pools every case of every run instead, and the
+error bars are the standard deviation over those cases. Categories (configurations, regions,
+strata) keep the order in which they first appear in the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from numbers import Real
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "beta_effect_lines",
+    "component_loss_bars",
+    "gradient_slices",
+    "metric_bars",
+    "rc_dice_vs_pq",
+    "stratified_pq_bars",
+    "threshold_lines",
+]
+
+Spread = Literal["runs", "cases"]
+_SPREADS = ("runs", "cases")
+_RESULT_COLUMNS = ("region", "metric", "threshold", "stratum", "value")
+
+
+# --------------------------------------------------------------------------- loss exploration
+
+
+def component_loss_bars(components: pd.DataFrame, *, value: str = "loss") -> go.Figure:
+    """One bar per component of a loss's instance term, one colour (trace) per class or region.
+
+    Parameters
+    ----------
+    components : DataFrame
+        ``InstanceLoss.components(...)``: one row per component with at least ``batch``,
+        ``channel`` (class or region name, or index), ``id`` and the ``value`` column. ``size``,
+        ``domain_size``, ``weight``, ``dice`` and ``ce`` are shown on hover when present.
+    value : str, optional
+        The column drawn as bar height (``"loss"``, ``"dice"``, ``"ce"``, ``"weight"``, ...).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Bar`` trace per channel, named after it; x is the component label ``"<channel> <id>"``
+        (prefixed ``"b<batch> "`` when the table holds several batch elements), in table order.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing or the table is empty.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"batch": [0, 0, 0], "channel": ["WT", "WT", "ET"], "id": [1, 2, 1],
+    ...                       "loss": [0.1, 0.3, 0.2]})
+    >>> [(t.name, list(t.x)) for t in component_loss_bars(table).data]
+    [('WT', ['WT 1', 'WT 2']), ('ET', ['ET 1'])]
+    """
+    _check_table(components, ["batch", "channel", "id", value], "components")
+    frame = components.assign(channel=components["channel"].astype(str))  # a name: discrete colours
+    label = frame["channel"] + " " + frame["id"].astype(str)
+    if frame["batch"].nunique() > 1:
+        label = "b" + frame["batch"].astype(str) + " " + label
+    frame = frame.assign(component=label)
+    hover = [c for c in ("size", "domain_size", "weight", "dice", "ce", "loss") if c in frame and c != value]
+    return px.bar(
+        frame, x="component", y=value, color="channel", hover_data=hover,
+        title=f"{value} per component", labels={"component": "component (channel id)"},
+    )
+
+
+def gradient_slices(
+    image: np.ndarray,
+    gradients: Mapping[str, np.ndarray],
+    *,
+    masks: Mapping[str, np.ndarray] | None = None,
+    image_title: str = "image",
+    title: str | None = None,
+) -> go.Figure:
+    """A slice of the image, of some masks and of each loss's per-voxel gradient magnitude, side by side.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) float
+        The image slice; row 0 is drawn at the top.
+    gradients : Mapping[str, ndarray]
+        Loss name → (H, W) float gradient magnitude ``|∂L/∂logits|`` (finite, ≥ 0), one panel each.
+        All panels share one colour scale (0 to the largest value), so losses compare directly.
+    masks : Mapping[str, ndarray], optional
+        Name → (H, W) bool or 0/1 mask (reference, prediction, ...), drawn between image and gradients.
+    image_title : str, optional
+        The image panel's title.
+    title : str, optional
+        The figure's title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One row of ``Heatmap`` traces: image, masks, gradients, each named after its panel;
+        only the last gradient panel shows the (shared) colour bar.
+
+    Raises
+    ------
+    ValueError
+        When ``image`` is not 2-D, a slice's shape differs from the image's, ``gradients`` is
+        empty, or a gradient magnitude is negative or not finite.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"Expected `image` to be a 2-D array (H, W), but got shape {image.shape}.")
+    if not gradients:
+        raise ValueError("Expected `gradients` to hold at least one loss name → (H, W) array, but got none.")
+    panels = {name: _slice(mask, f"masks[{name!r}]", image.shape).astype(float) for name, mask in (masks or {}).items()}
+    grads = {name: _slice(grad, f"gradients[{name!r}]", image.shape).astype(float) for name, grad in gradients.items()}
+    for name, grad in grads.items():
+        if not np.isfinite(grad).all() or (grad < 0).any():
+            raise ValueError(f"Expected `gradients[{name!r}]` to be finite and ≥ 0 (a magnitude), but it is not.")
+    zmax = max(float(grad.max()) for grad in grads.values()) or 1.0
+
+    titles = [image_title, *panels, *grads]
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.02)
+    fig.add_trace(go.Heatmap(z=image, colorscale="gray", showscale=False, name=image_title), 1, 1)
+    for col, (name, mask) in enumerate(panels.items(), start=2):
+        fig.add_trace(go.Heatmap(z=mask, colorscale="gray", zmin=0, zmax=1, showscale=False, name=name), 1, col)
+    for col, (name, grad) in enumerate(grads.items(), start=2 + len(panels)):
+        fig.add_trace(
+            go.Heatmap(z=grad, colorscale="viridis", zmin=0.0, zmax=zmax, showscale=col == len(titles), name=name,
+                       colorbar={"title": {"text": "|∂L/∂logits|"}}),
+            1, col,
+        )
+    for col in range(1, len(titles) + 1):
+        fig.update_yaxes(scaleanchor=f"x{col if col > 1 else ''}", autorange="reversed", row=1, col=col)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(title=title, height=330)
+    return fig
+
+
+# --------------------------------------------------------------------------- sweep results
+
+
+def metric_bars(
+    results: pd.DataFrame,
+    metric: str = "dice",
+    *,
+    by: str = "config",
+    threshold: float | None = None,
+    stratum: str = "all",
+    spread: Spread = "runs",
+) -> go.Figure:
+    """A metric per region, one bar group per region and one bar (trace) per configuration.
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (module docstring): ``by``, ``run_id`` (with ``spread="runs"``),
+        ``region, metric, threshold, stratum, value``.
+    metric : str, optional
+        The ``metric`` value drawn (``"dice"``, ``"pq"``, ...).
+    by : str, optional
+        The column naming the configuration; one trace per value.
+    threshold : float, optional
+        The matching threshold; needed only when the metric's rows have several.
+    stratum : str, optional
+        The lesion-size stratum.
+    spread : {"runs", "cases"}, optional
+        Mean of run means ± std over runs, or mean ± std over all cases pooled.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        ``Bar`` traces named after the configurations: x the regions, y the means, ``error_y`` the
+        standard deviations.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, the table is empty, no row matches, the threshold is ambiguous,
+        or ``spread`` is unknown.
+    """
+    _check_spread(spread)
+    _check_table(results, _results_columns(by, spread))
+    rows = _at_threshold(_where(results, metric=metric, stratum=stratum), threshold, metric)
+    stats = _summarize(rows, [by, "region"], spread)
+    suffix = "" if threshold is None else f" (t = {threshold:g})"
+    return px.bar(
+        stats, x="region", y="mean", error_y="std", color=by, barmode="group", hover_data=["n"],
+        category_orders={"region": _order(rows["region"])}, title=f"{metric}{suffix} per region",
+        labels={"mean": f"mean {metric}", "n": spread},
+    )
+
+
+def threshold_lines(
+    results: pd.DataFrame,
+    metrics: str | Sequence[str] = ("pq", "rq"),
+    *,
+    by: str = "config",
+    stratum: str = "all",
+    spread: Spread = "runs",
+) -> go.Figure:
+    """Metrics against the matching threshold: one panel per region (columns) and metric (rows).
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (module docstring).
+    metrics : str or sequence of str, optional
+        The metrics drawn, one panel row each, in this order.
+    by, stratum, spread
+        As in :func:`metric_bars`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Scatter`` (lines + markers) trace per (configuration, region, metric), named after the
+        configuration: x the thresholds (ascending), y the means, ``error_y`` the standard deviations.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, the table is empty, ``metrics`` is empty, a metric has no rows,
+        or ``spread`` is unknown.
+    """
+    _check_spread(spread)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    if not metrics:
+        raise ValueError("Expected `metrics` to name at least one metric, but got none.")
+    _check_table(results, _results_columns(by, spread))
+    rows = pd.concat([_where(results, metric=metric, stratum=stratum) for metric in metrics])
+    stats = _summarize(rows, [by, "metric", "region", "threshold"], spread).sort_values("threshold", kind="stable")
+    return px.line(
+        stats, x="threshold", y="mean", error_y="std", color=by, facet_col="region",
+        facet_row="metric" if len(metrics) > 1 else None, markers=True, hover_data=["n"],
+        category_orders={"region": _order(rows["region"]), "metric": metrics, by: _order(rows[by])},
+        title=f"{' and '.join(metrics)} against the matching threshold",
+        labels={"mean": "mean" if len(metrics) > 1 else f"mean {metrics[0]}", "n": spread},
+    )
+
+
+def stratified_pq_bars(
+    results: pd.DataFrame,
+    threshold: float,
+    *,
+    metric: str = "pq",
+    by: str = "config",
+    spread: Spread = "runs",
+) -> go.Figure:
+    """PQ (or ``metric``) per lesion-size stratum: one panel per region, one bar per configuration.
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (module docstring) with size-stratified rows (``stratum`` other than ``"all"``).
+    threshold : float
+        The matching threshold.
+    metric, by, spread
+        As in :func:`metric_bars`.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Bar`` trace per (configuration, region), named after the configuration: x the strata
+        (``"all"`` left out), y the means, ``error_y`` the standard deviations.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, the table is empty, there is no stratified row of ``metric`` at
+        ``threshold``, or ``spread`` is unknown.
+    """
+    _check_spread(spread)
+    _check_table(results, _results_columns(by, spread))
+    rows = _where(results, metric=metric)
+    rows = rows[rows["stratum"].ne("all")]
+    if rows.empty:
+        raise ValueError(f"`results` has no size-stratified rows (stratum other than 'all') of metric {metric!r}.")
+    rows = _at_threshold(rows, threshold, metric)
+    stats = _summarize(rows, [by, "region", "stratum"], spread)
+    return px.bar(
+        stats, x="stratum", y="mean", error_y="std", color=by, barmode="group", facet_col="region",
+        hover_data=["n"], category_orders={"region": _order(rows["region"]), "stratum": _order(rows["stratum"])},
+        title=f"{metric} (t = {threshold:g}) per lesion-size stratum", labels={"mean": f"mean {metric}", "n": spread},
+    )
+
+
+def rc_dice_vs_pq(
+    results: pd.DataFrame,
+    threshold: float,
+    *,
+    by: str = "config",
+    dice_region: str = "RC",
+    pq_region: str = "mean",
+) -> go.Figure:
+    """Resection-cavity Dice against PQ, one point per run (the multi-class paper's Fig. 3).
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (module docstring) with ``run_id``.
+    threshold : float
+        The matching threshold of PQ.
+    by : str, optional
+        The column naming the configuration; one trace per value.
+    dice_region, pq_region : str, optional
+        The regions whose Dice (x) and PQ (y) are drawn; both over all lesion sizes.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Scatter`` (markers) trace per configuration, named after it: a point per run with
+        x its mean Dice over cases and y its mean PQ over cases (runs holding both).
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, the table is empty, no row matches, or no run has both values.
+    """
+    _check_table(results, [by, "run_id", *_RESULT_COLUMNS])
+    dice = _where(results, metric="dice", region=dice_region, stratum="all")
+    pq = _at_threshold(_where(results, metric="pq", region=pq_region, stratum="all"), threshold, "pq")
+    keys = [by, "run_id"]
+    points = pd.merge(
+        dice.groupby(keys, sort=False)["value"].mean().rename("dice").reset_index(),
+        pq.groupby(keys, sort=False)["value"].mean().rename("pq").reset_index(),
+        on=keys,
+    )
+    if points.empty:
+        raise ValueError(f"No run of `results` has both {dice_region} Dice and {pq_region} PQ (t = {threshold:g}).")
+    x_label, y_label = f"{dice_region} Dice", f"{pq_region} PQ (t = {threshold:g})"
+    return px.scatter(
+        points, x="dice", y="pq", color=by, hover_data=["run_id"], labels={"dice": x_label, "pq": y_label},
+        title=f"{x_label} against {y_label}, one point per run",
+    )
+
+
+def beta_effect_lines(
+    results: pd.DataFrame,
+    *,
+    metric: str = "pq",
+    threshold: float | None = None,
+    region: str = "mean",
+    stratum: str = "all",
+    color: str = "loss",
+    dash: str | None = "alpha",
+    spread: Spread = "runs",
+) -> go.Figure:
+    """A metric against β: one line per loss, dashed by α (the multi-class paper's Fig. 4).
+
+    Parameters
+    ----------
+    results : DataFrame
+        A results table (module docstring) with ``beta`` and the ``color`` and ``dash`` columns;
+        the runs sharing (``color``, ``dash``, ``beta``) are averaged together.
+    metric, threshold, stratum, spread
+        As in :func:`metric_bars`.
+    region : str, optional
+        The region drawn.
+    color : str, optional
+        The column with one line colour per value.
+    dash : str or None, optional
+        The column with one dash style per value; ``None``: lines by ``color`` only.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Scatter`` (lines + markers) trace per (``color``, ``dash``) pair, named
+        ``"<color value>, <dash>=<dash value>"`` (or the colour value alone): x the β values
+        (ascending), y the means, ``error_y`` the standard deviations.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, the table is empty, no row matches, the threshold is ambiguous,
+        or ``spread`` is unknown.
+    """
+    _check_spread(spread)
+    keys = [color, *([dash] if dash is not None else []), "beta"]
+    _check_table(results, [*keys, *_results_columns(None, spread)])
+    rows = _at_threshold(_where(results, metric=metric, region=region, stratum=stratum), threshold, metric)
+    stats = _summarize(rows, keys, spread).sort_values("beta", kind="stable")
+    if dash is not None:
+        stats[dash] = [f"{dash}={v:g}" if isinstance(v, Real) else f"{dash}={v}" for v in stats[dash]]
+    suffix = "" if threshold is None else f" (t = {threshold:g})"
+    return px.line(
+        stats, x="beta", y="mean", error_y="std", color=color, line_dash=dash, markers=True, hover_data=["n"],
+        category_orders={color: _order(rows[color])}, title=f"{region} {metric}{suffix} against β",
+        labels={"beta": "β", "mean": f"mean {metric}", "n": spread},
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_table(table: pd.DataFrame, columns: Sequence[str], name: str = "results") -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"Expected `{name}` to be a pandas DataFrame, but got {type(table).__name__}.")
+    missing = [column for column in dict.fromkeys(columns) if column not in table.columns]
+    if missing:
+        raise ValueError(f"`{name}` is missing column(s) {missing}; it has {list(table.columns)}.")
+    if table.empty:
+        raise ValueError(f"`{name}` is empty (no rows).")
+
+
+def _check_spread(spread: str) -> None:
+    if spread not in _SPREADS:
+        raise ValueError(f"Expected `spread` to be one of {_SPREADS}, but got {spread!r}.")
+
+
+def _results_columns(by: str | None, spread: str) -> list[str]:
+    return [*([by] if by is not None else []), *(["run_id"] if spread == "runs" else []), *_RESULT_COLUMNS]
+
+
+def _slice(array: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(array)
+    if array.shape != shape:
+        raise ValueError(f"Expected `{name}` to have the image's shape {shape}, but got {array.shape}.")
+    return array
+
+
+def _where(results: pd.DataFrame, **equal: str) -> pd.DataFrame:
+    """The rows whose columns equal the given values; names the first condition no row meets."""
+    rows = results
+    for column, value in equal.items():
+        kept = rows[rows[column].eq(value)]
+        if kept.empty:
+            present = sorted(map(str, rows[column].unique()))
+            raise ValueError(f"`results` has no rows with {column} == {value!r}; {column} values there: {present}.")
+        rows = kept
+    return rows
+
+
+def _at_threshold(rows: pd.DataFrame, threshold: float | None, metric: str) -> pd.DataFrame:
+    """The rows at ``threshold``; with None, the rows must share one threshold (NaN for Dice)."""
+    present = rows["threshold"].astype(float)
+    if threshold is None:
+        if present.nunique(dropna=False) > 1:
+            values = sorted(present.dropna().unique().tolist())
+            raise ValueError(f"Rows of metric {metric!r} have several matching thresholds {values}; pass `threshold`.")
+        return rows
+    kept = rows[np.isclose(present, threshold)]
+    if kept.empty:
+        values = sorted(present.dropna().unique().tolist())
+        raise ValueError(f"`results` has no rows of metric {metric!r} at threshold {threshold:g}; thresholds there: {values}.")
+    return kept
+
+
+def _summarize(rows: pd.DataFrame, keys: list[str], spread: str) -> pd.DataFrame:
+    """Columns ``keys`` + ``mean, std, n``: over run means (``"runs"``) or over pooled cases (``"cases"``)."""
+    if spread == "runs":
+        rows = rows.groupby([*keys, "run_id"], sort=False, dropna=False)["value"].mean().reset_index()
+    return rows.groupby(keys, sort=False, dropna=False)["value"].agg(mean="mean", std="std", n="count").reset_index()
+
+
+def _order(values: pd.Series) -> list:
+    return list(dict.fromkeys(values))

@@ -1,0 +1,292 @@
+"""napari layer data for the audit view, built without Qt or napari.
+
+:func:`layers` turns a case (image channels and reference label map), optionally a prediction
+and a loss, into napari ``LayerDataTuple`` s — ``(data, kwargs, layer_type)`` — that
+``viewer._add_layer_from_data(*t)`` or ``viewer.add_<type>(data, **kwargs)`` accept. Every layer
+has ``scale`` = the voxel spacing (so lesions look their true shape) and ``metadata["workbench"]``
+saying what it shows (``kind``, ``channel`` or ``region``, ``status``), which the audit view uses
+to find layers regardless of their names.
+
+Per foreground channel (the regions in sigmoid mode, the classes in softmax mode, as the losses
+see them): the reference components (ids as :mod:`workbench.instances` numbers them), their
+Voronoi cells (faint), and the weight map of a weighted loss (log10, so a 100× weight reads as
+2). Per region, with a prediction: the lesions of :func:`~workbench.metrics.lesion_table` in three
+fixed colour-blind-safe colours (:data:`STATUS_COLOURS`, Okabe–Ito) — TP and FN layers hold the
+reference lesions' voxels, the FP layer the predicted lesions' voxels, each labelled with its
+lesion id — and a points layer at the lesion centroids with id, size and Dice as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from workbench.data.manifest import CaseData
+from workbench.instances import instance_maps
+from workbench.labels import LabelSchema, get_schema
+from workbench.metrics import lesion_table
+from workbench.metrics.matching import connected_components
+from workbench.weights import global_inverse_weights, iwl_weights, local_inverse_weights
+
+__all__ = ["STATUS_COLOURS", "STATUS_MEANING", "WEIGHTED_LOSSES", "LayerData", "layers", "lesion_features", "lesion_labels"]
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+#: Okabe–Ito colours, distinguishable under the common colour-vision deficiencies.
+STATUS_COLOURS = {"TP": "#009E73", "FP": "#0072B2", "FN": "#D55E00"}
+STATUS_MEANING = {"TP": "detected", "FP": "false positive", "FN": "missed"}
+#: Losses whose voxel weights :func:`layers` can show.
+WEIGHTED_LOSSES = ("iwl_blob", "iwl_cc", "invweight_local", "invweight_global")
+
+_PREFERRED_IMAGE = ("t1c", "t1ce", "t1gd", "t2f", "flair")
+
+
+def layers(
+    case: CaseData,
+    prediction: np.ndarray | None = None,
+    *,
+    schema: str | LabelSchema,
+    loss: str | None = None,
+    mode: Literal["sigmoid", "softmax"] = "sigmoid",
+    connectivity: int | None = None,
+    threshold: float = 0.5,
+    lesions: pd.DataFrame | None = None,
+    max_weight: float = 100.0,
+    clip: tuple[float, float] = (1.0, 2e5),
+    visible_region: str | None = None,
+) -> list[LayerData]:
+    """Layer data of the audit view of one case.
+
+    Parameters
+    ----------
+    case : CaseData
+        ``image`` (C, *S) float, ``label`` (*S) int (required), ``spacing`` of length 2 or 3.
+    prediction : ndarray of int, shape (*S), optional
+        Predicted label map in the schema's label values. Without it there are no lesion layers.
+    schema : str or LabelSchema
+    loss : str, optional
+        One of :data:`WEIGHTED_LOSSES`: adds the weight map that loss puts on the reference.
+    mode : {"sigmoid", "softmax"}
+        Channels of the instance layers: regions (sigmoid) or classes (softmax), as in training.
+    connectivity : int, optional
+        Of components and lesions; default full (26 in 3D, 8 in 2D).
+    threshold : float
+        Dice threshold of the lesion matching.
+    lesions : DataFrame, optional
+        A :func:`~workbench.metrics.lesion_table` of ``prediction`` at ``threshold`` with the
+        same connectivity, when the caller has it already; computed otherwise.
+    max_weight, clip
+        Weight bounds of the IWL and InvWeight losses (their defaults).
+    visible_region : str, optional
+        The region whose layers start visible; default the first region with a reference lesion.
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        Images (one per channel; only one visible), ``reference`` and ``prediction`` labels, then
+        per channel ``<ch> Voronoi cells``, ``<ch> components``, ``<ch> weights (<loss>, log10)``
+        and per region ``<r> TP``, ``<r> FP``, ``<r> FN``, ``<r> lesions`` (points).
+
+    Raises
+    ------
+    ValueError
+        On a missing reference, mismatched shapes, a loss without weights, an unknown region.
+    """
+    schema = get_schema(schema)
+    reference, spacing = _check_case(case)
+    if prediction is not None:
+        prediction = np.asarray(prediction)
+        if prediction.shape != reference.shape:
+            raise ValueError(
+                f"Prediction of case {case.id!r} has shape {prediction.shape}, but its reference has {reference.shape}."
+            )
+        schema.validate(prediction)
+    if loss is not None and loss not in WEIGHTED_LOSSES:
+        raise ValueError(f"Loss {loss!r} puts no weights on voxels; weight maps exist for {', '.join(WEIGHTED_LOSSES)}.")
+    regions = schema.region_names
+    if visible_region is not None and visible_region not in regions:
+        raise ValueError(f"Unknown region {visible_region!r}; schema {schema.name!r} has {list(regions)}.")
+    masks = schema.to_region_masks(reference)
+    if visible_region is None:
+        visible_region = next((r for r, m in zip(regions, masks) if m.any()), regions[0])
+    scale = tuple(float(s) for s in spacing)
+
+    result = _image_layers(case, scale)
+    label_kwargs = {"scale": scale, "opacity": 0.5, "visible": False}
+    result.append((reference.astype(np.int32), {**label_kwargs, "name": "reference", **_meta("reference")}, "labels"))
+    if prediction is not None:
+        result.append((prediction.astype(np.int32), {**label_kwargs, "name": "prediction", **_meta("prediction")}, "labels"))
+
+    channels = schema.foreground_names(mode)
+    maps = instance_maps(schema.to_target(reference, mode)[None], mode, connectivity, spacing, num_classes=len(schema.labels))
+    weights = _weight_maps(maps, loss, max_weight, clip)
+    if loss == "invweight_global":
+        result.append(_weight_layer(weights[0], loss, None, scale, visible=True))
+    # Grouped by name: in sigmoid mode a region's instance layers sit next to its lesion layers.
+    groups: dict[str, list[LayerData]] = {name: [] for name in (*channels, *regions)}
+    for k, name in enumerate(channels):
+        groups[name].append((maps.cells[0, k], {"name": f"{name} Voronoi cells", "scale": scale, "opacity": 0.25,
+                                                "visible": False, **_meta("cells", channel=name)}, "labels"))
+        groups[name].append((maps.components[0, k], {"name": f"{name} components", "scale": scale, "opacity": 0.6,
+                                                     "visible": False, **_meta("components", channel=name)}, "labels"))
+        if loss is not None and loss != "invweight_global":
+            groups[name].append(_weight_layer(weights[k], loss, name, scale, visible=name == visible_region))
+
+    if prediction is not None:
+        if lesions is None:
+            lesions = lesion_table(prediction, reference, schema=schema, spacing=spacing, threshold=threshold,
+                                   connectivity=connectivity, case_id=case.id)
+        for region in regions:
+            shown = region == visible_region
+            region_lesions = lesions[lesions["region"] == region]
+            status_maps = lesion_labels(prediction, reference, region_lesions, schema=schema, region=region,
+                                        connectivity=connectivity)
+            for status in ("TP", "FP", "FN"):
+                kwargs = {"name": f"{region} {status}", "scale": scale, "opacity": 0.6, "visible": shown,
+                          "colormap": {None: STATUS_COLOURS[status], 0: "transparent"},
+                          **_meta("status", region=region, status=status)}
+                groups[region].append((status_maps[status], kwargs, "labels"))
+            groups[region].append(_points_layer(region_lesions, region, scale, len(spacing), visible=shown))
+    for group in groups.values():
+        result.extend(group)
+    return result
+
+
+def lesion_labels(
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    lesions: pd.DataFrame,
+    *,
+    schema: str | LabelSchema,
+    region: str,
+    connectivity: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The voxels of a region's TP, FP and FN lesions, labelled with their lesion ids.
+
+    Parameters
+    ----------
+    prediction, reference : ndarray of int, shape (*S)
+        Label maps in the schema's values.
+    lesions : DataFrame
+        Rows of :func:`~workbench.metrics.lesion_table` for this region and one threshold, with
+        the same connectivity.
+    schema : str or LabelSchema
+    region : str
+    connectivity : int, optional
+
+    Returns
+    -------
+    dict of str to ndarray of int32, shape (*S)
+        ``"TP"``, ``"FN"``: the matched and the missed reference lesions, valued by ``ref_id``;
+        ``"FP"``: the unmatched predicted lesions, valued by ``pred_id``; 0 elsewhere.
+    """
+    schema = get_schema(schema)
+    if region not in schema.regions:
+        raise ValueError(f"Unknown region {region!r}; schema {schema.name!r} has {list(schema.regions)}.")
+    if lesions["region"].ne(region).any() or lesions["threshold"].nunique() > 1:
+        raise ValueError(f"Expected the lesion rows of region {region!r} at one threshold.")
+    members = schema.regions[region]
+    ref_ids, _ = connected_components(np.isin(reference, members), connectivity=connectivity)
+    pred_ids, _ = connected_components(np.isin(prediction, members), connectivity=connectivity)
+    out = {}
+    for status, ids, column in (("TP", ref_ids, "ref_id"), ("FN", ref_ids, "ref_id"), ("FP", pred_ids, "pred_id")):
+        chosen = lesions.loc[lesions["status"] == status, column].to_numpy(dtype=np.int64)
+        out[status] = np.where(np.isin(ids, chosen), ids, 0).astype(np.int32)
+    return out
+
+
+def _check_case(case: CaseData) -> tuple[np.ndarray, tuple[float, ...]]:
+    if case.label is None:
+        raise ValueError(f"Case {case.id!r} has no reference label map; the audit view compares against one.")
+    reference = np.asarray(case.label)
+    if reference.ndim not in (2, 3) or len(case.spacing) != reference.ndim:
+        raise ValueError(
+            f"Case {case.id!r}: expected a 2D or 3D label map with one spacing per axis, but got shape "
+            f"{reference.shape} and spacing {case.spacing}."
+        )
+    if case.image.shape[1:] != reference.shape:
+        raise ValueError(f"Case {case.id!r}: image shape {case.image.shape} does not fit label shape {reference.shape}.")
+    return reference, tuple(case.spacing)
+
+
+def _meta(kind: str, **fields: str) -> dict[str, Any]:
+    return {"metadata": {"workbench": {"kind": kind, **fields}}}
+
+
+def _image_layers(case: CaseData, scale: tuple[float, ...]) -> list[LayerData]:
+    names = case.modalities or tuple(f"channel {i}" for i in range(case.image.shape[0]))
+    shown = next((n for n in _PREFERRED_IMAGE if n in names), names[0])
+    out = []
+    for name, channel in zip(names, case.image):
+        out.append((channel, {"name": name, "scale": scale, "colormap": "gray", "visible": name == shown,
+                              "contrast_limits": _contrast_limits(channel), **_meta("image")}, "image"))
+    return out
+
+
+def _contrast_limits(channel: np.ndarray) -> tuple[float, float]:
+    """0.5th and 99.5th percentiles of the non-zero voxels (the head, not the air)."""
+    values = channel[channel != 0]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def _weight_maps(maps, loss: str | None, max_weight: float, clip: tuple[float, float]) -> np.ndarray | None:
+    if loss is None:
+        return None
+    if loss == "invweight_global":
+        return global_inverse_weights(maps, clip=clip)
+    if loss == "invweight_local":
+        return local_inverse_weights(maps, clip=clip)[0]
+    return iwl_weights(maps, domain="blob" if loss == "iwl_blob" else "cc", max_weight=max_weight)[0]
+
+
+def _weight_layer(weights: np.ndarray, loss: str, channel: str | None, scale, *, visible: bool) -> LayerData:
+    log_weights = np.log10(np.maximum(weights, 1e-12)).astype(np.float32)
+    top = max(float(log_weights.max()), 1e-3)
+    name = f"{channel + ' ' if channel else ''}weights ({loss}, log10)"
+    kwargs = {"name": name, "scale": scale, "colormap": "magma", "contrast_limits": (0.0, top), "opacity": 0.6,
+              "blending": "additive", "visible": visible, **_meta("weights", channel=channel or "all", loss=loss)}
+    return log_weights, kwargs, "image"
+
+
+def _points_layer(lesions: pd.DataFrame, region: str, scale, ndim: int, *, visible: bool) -> LayerData:
+    axes = ["centroid_z", "centroid_y", "centroid_x"][3 - ndim:]
+    coords = lesions[axes].to_numpy(dtype=np.float64).reshape(-1, ndim)
+    features = lesion_features(lesions, ndim)
+    kwargs = {
+        "name": f"{region} lesions", "scale": scale, "features": features, "visible": visible,
+        "size": 4.0, "symbol": "disc", "border_color": "white", "border_width": 0.1,
+        "face_color": [STATUS_COLOURS[s] for s in features["status"]] or "white",
+        "text": {"string": "{label}", "size": 9, "color": "yellow", "anchor": "upper_left"},
+        **_meta("lesions", region=region),
+    }
+    return coords, kwargs, "points"
+
+
+def lesion_features(lesions: pd.DataFrame, ndim: int = 3) -> pd.DataFrame:
+    """One row per lesion for display: region, status, id, size, Dice, centroid and a text label.
+
+    ``id`` is ``ref_id`` for TP/FN rows and ``pred_id`` for FP rows; ``size_mm3`` likewise
+    (mm² for 2D maps, ``ndim=2``).
+    """
+    is_fp = lesions["status"].eq("FP").to_numpy()
+    ids = np.where(is_fp, lesions["pred_id"].fillna(0).to_numpy(np.int64), lesions["ref_id"].fillna(0).to_numpy(np.int64))
+    sizes = np.where(is_fp, lesions["pred_mm3"].to_numpy(np.float64), lesions["ref_mm3"].to_numpy(np.float64))
+    unit = "mm³" if ndim == 3 else "mm²"
+    features = pd.DataFrame({
+        "region": lesions["region"].to_numpy(object),
+        "status": lesions["status"].to_numpy(object),
+        "id": ids,
+        "size_mm3": sizes,
+        "dice": lesions["dice"].to_numpy(np.float64),
+        **{axis: lesions[axis].to_numpy(np.float64) for axis in ("centroid_z", "centroid_y", "centroid_x")},
+    })
+    features["label"] = [
+        f"{r} {s} {'P' if s == 'FP' else 'R'}{i} · {v:.0f} {unit} · Dice {d:.2f}"
+        for r, s, i, v, d in zip(features["region"], features["status"], ids, sizes, features["dice"])
+    ]
+    return features

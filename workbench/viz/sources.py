@@ -1,0 +1,143 @@
+"""What the audit view shows, read from a run folder or from plain NIfTI files (no Qt here)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from workbench.data.cohort import default_manifest_path
+from workbench.data.manifest import CaseData, load_case, load_manifest
+from workbench.data.nifti import grid_mismatch, load_image, load_label, read_header
+from workbench.labels import LabelSchema, get_schema
+from workbench.viz.layers import WEIGHTED_LOSSES
+
+__all__ = ["AuditSource", "files_source", "find_training_run", "run_source"]
+
+
+@dataclass(frozen=True, eq=False)
+class AuditSource:
+    """One case to audit and how it was made.
+
+    Attributes
+    ----------
+    case : CaseData
+        Images and reference label map.
+    prediction : ndarray of int, shape (*S), or None
+    schema : LabelSchema
+    loss : str or None
+        A loss of :data:`~workbench.viz.layers.WEIGHTED_LOSSES` whose weights to show, else None.
+    loss_options : dict
+        ``max_weight`` / ``clip`` of that loss, as it was trained.
+    mode : {"sigmoid", "softmax"}
+    connectivity : int or None
+    title : str
+    """
+
+    case: CaseData
+    prediction: np.ndarray | None
+    schema: LabelSchema
+    loss: str | None = None
+    loss_options: dict[str, Any] = field(default_factory=dict)
+    mode: Literal["sigmoid", "softmax"] = "sigmoid"
+    connectivity: int | None = None
+    title: str = ""
+
+
+def find_training_run(run_dir: str | os.PathLike[str]) -> Path:
+    """The training run folder (holding ``config.yaml``) of ``run_dir``.
+
+    ``run_dir`` is a training run folder (``workbench train``) or a notebook run folder of a
+    sweep or the demo, whose training run is ``run_dir/train``.
+    """
+    run_dir = Path(run_dir)
+    for candidate in (run_dir, run_dir / "train"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{run_dir} is not a run folder: neither it nor {run_dir / 'train'} holds a config.yaml "
+        "(expected a `workbench train` run, or a run of `workbench sweep` / `workbench demo`)."
+    )
+
+
+def run_source(run_dir: str | os.PathLike[str], case_id: str | None = None) -> AuditSource:
+    """A case of a run: its images and reference from the run's manifest, its prediction, its loss.
+
+    Parameters
+    ----------
+    run_dir : str or PathLike
+        See :func:`find_training_run`.
+    case_id : str, optional
+        A case with a prediction in ``predictions/``; default the first in sorted order.
+
+    Raises
+    ------
+    FileNotFoundError
+        No run folder, no predictions, or no prediction for ``case_id`` (the available ones named).
+    """
+    from workbench.training.config import load_config
+
+    train_dir = find_training_run(run_dir)
+    config = load_config(train_dir / "config.yaml")
+    predictions = {p.name[: -len(".nii.gz")]: p for p in sorted((train_dir / "predictions").glob("*.nii.gz"))}
+    if not predictions:
+        raise FileNotFoundError(f"Run {train_dir} has no predictions in {train_dir / 'predictions'}.")
+    if case_id is None:
+        case_id = next(iter(predictions))
+    if case_id not in predictions:
+        raise FileNotFoundError(f"Run {train_dir} has no prediction for case {case_id!r}; it has {sorted(predictions)}.")
+    manifest = load_manifest(config.manifest or default_manifest_path())
+    case = load_case(manifest, case_id)
+    prediction, _, _ = load_label(predictions[case_id])
+    if prediction.shape != case.image.shape[1:]:
+        raise ValueError(f"{predictions[case_id]} has shape {prediction.shape}; case {case_id!r} has {case.image.shape[1:]}.")
+    loss = config.loss if config.loss in WEIGHTED_LOSSES else None
+    options = {k: v for k, v in config.loss_options.items() if k in ("max_weight", "clip")} if loss else {}
+    return AuditSource(
+        case=case, prediction=prediction, schema=get_schema(config.schema or manifest.schema), loss=loss,
+        loss_options=options, mode=config.mode, connectivity=config.connectivity,
+        title=f"{case_id} · {config.loss} · {train_dir}",
+    )
+
+
+def files_source(
+    images: Sequence[str | os.PathLike[str]],
+    label: str | os.PathLike[str],
+    prediction: str | os.PathLike[str] | None = None,
+    *,
+    schema: str | LabelSchema = "brats_mets_2025",
+    modalities: Sequence[str] | None = None,
+) -> AuditSource:
+    """A case from plain NIfTI files: image channels, a reference label map, optionally a prediction.
+
+    Raises
+    ------
+    ValueError
+        If the files do not share one voxel grid (both named), or their labels fall outside the schema.
+    """
+    schema = get_schema(schema)
+    image, affine, spacing = load_image(list(images))
+    reference_header = read_header(images[0])
+    arrays = {}
+    for name, path in (("label", label), ("prediction", prediction)):
+        if path is None:
+            continue
+        problem = grid_mismatch(reference_header, read_header(path))
+        if problem:
+            raise ValueError(f"{path} and {images[0]} do not share one voxel grid: {problem}.")
+        arrays[name], _, _ = load_label(path)
+        schema.validate(arrays[name])
+    names = tuple(modalities) if modalities else tuple(_stem(p) for p in images)
+    if len(names) != image.shape[0]:
+        raise ValueError(f"Got {len(names)} modality names for {image.shape[0]} images.")
+    case = CaseData(id=_stem(label), image=image, label=arrays["label"], affine=affine, spacing=spacing, modalities=names)
+    return AuditSource(case=case, prediction=arrays.get("prediction"), schema=schema, title=str(label))
+
+
+def _stem(path: str | os.PathLike[str]) -> str:
+    name = Path(path).name
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else Path(name).stem
