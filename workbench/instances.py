@@ -48,7 +48,7 @@ import pandas as pd
 from workbench._io import atomic_write
 from workbench._voronoi import nearest_seed_labels, segment_sizes_and_boxes
 
-__all__ = ["InstanceMaps", "cached_instance_maps", "concat_instance_maps", "instance_maps"]
+__all__ = ["InstanceMaps", "cached_instance_maps", "concat_instance_maps", "instance_maps", "instance_maps_from_ids"]
 
 Mode = Literal["softmax", "sigmoid"]
 
@@ -193,6 +193,77 @@ def instance_maps(
     return InstanceMaps(
         components=components,
         cells=cells,
+        counts=counts,
+        sizes=tuple(sizes),
+        bboxes=tuple(bboxes),
+        spacing=spacing,
+        connectivity=connectivity,
+        mode=mode,
+    )
+
+
+def instance_maps_from_ids(
+    components: np.ndarray,
+    cells: np.ndarray | None,
+    *,
+    mode: Mode,
+    connectivity: int,
+    spacing: tuple[float, ...],
+) -> InstanceMaps:
+    """Rebuild :class:`InstanceMaps` from id arrays that :func:`instance_maps` computed.
+
+    For maps that travelled through a pipeline that carries only fixed-shape arrays (nnU-Net's
+    data loader): counts, sizes and bounding boxes are recounted from the ids in one pass per
+    (b, k), without labelling anything again.
+
+    Parameters
+    ----------
+    components : ndarray of int, shape (B, K, *S)
+        Component ids ``1..N[b, k]`` (every id present), 0 elsewhere.
+    cells : ndarray of int, shape (B, K, *S), or None
+        Voronoi cell ids as :attr:`InstanceMaps.cells`.
+    mode, connectivity, spacing
+        As the maps were computed with.
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ, negative ids, or ids that skip a number (not a labelling).
+
+    Examples
+    --------
+    >>> maps = instance_maps(np.array([[[1, 0, 1, 1]]]), connectivity=8)
+    >>> again = instance_maps_from_ids(maps.components, maps.cells, mode="softmax", connectivity=8, spacing=(1.0, 1.0))
+    >>> again.counts.tolist(), [s.tolist() for s in again.sizes[0]]
+    ([[2]], [[1, 2]])
+    """
+    components = np.asarray(components)
+    if components.ndim not in (4, 5) or not np.issubdtype(components.dtype, np.integer):
+        raise ValueError(
+            f"Expected integer `components` of shape (B, K, *S) with 2 or 3 spatial axes, "
+            f"but got dtype {components.dtype} and shape {components.shape}."
+        )
+    if cells is not None and np.shape(cells) != components.shape:
+        raise ValueError(f"Expected `cells` of shape {components.shape} like `components`, but got {np.shape(cells)}.")
+    ndim = components.ndim - 2
+    connectivity = _check_connectivity(connectivity, ndim)
+    spacing = _check_spacing(spacing, ndim)
+    components = components.astype(np.int32, copy=False)
+    batch, channels = components.shape[:2]
+    counts = components.reshape(batch, channels, -1).max(axis=2, initial=0).astype(np.int64)
+    if components.min(initial=0) < 0:
+        raise ValueError("Expected component ids ≥ 0, but `components` holds negative values.")
+    sizes, bboxes = [], []
+    for b in range(batch):
+        pairs = [segment_sizes_and_boxes(components[b, k], int(counts[b, k])) for k in range(channels)]
+        gaps = [k for k, (size, _) in enumerate(pairs) if np.any(size == 0)]
+        if gaps:
+            raise ValueError(f"Component ids of batch element {b}, channels {gaps} skip numbers: not a labelling 1..N.")
+        sizes.append(tuple(size for size, _ in pairs))
+        bboxes.append(tuple(box for _, box in pairs))
+    return InstanceMaps(
+        components=components,
+        cells=None if cells is None else np.asarray(cells).astype(np.int32, copy=False),
         counts=counts,
         sizes=tuple(sizes),
         bboxes=tuple(bboxes),

@@ -16,7 +16,7 @@ seed = 0
 fold = 0
 fail = False
 log = ""        # when set: append one line per execution (counts executions)
-hang_dir = ""   # when set: sleep while hang_dir/<run-id> exists (a run to kill part-way)
+hang_dir = ""   # when set: write the kernel's pid to hang_dir/<run-id>.pid, sleep while hang_dir/<run-id> exists
 """
 
 BODY = """\
@@ -27,6 +27,8 @@ import pandas as pd
 if log:
     with open(log, "a") as handle:
         handle.write(f"{Path(out_dir).name}\\n")
+if hang_dir:
+    Path(hang_dir, Path(out_dir).name + ".pid").write_text(str(os.getpid()))
 while hang_dir and os.path.exists(os.path.join(hang_dir, Path(out_dir).name)):
     time.sleep(0.1)
 if fail:
