@@ -19,6 +19,12 @@ Times are medians of ``--repeats`` runs after one warm-up, in one process pinned
 
 Run:  python benchmarks/bench_metrics.py [--seeds 7 10] [--repeats 5]
 Target (DESIGN §7): ≤ 0.5 s per case on one core, and ≥ 4× faster than panoptica.
+
+``--preset brats_mets_2025`` times the challenge scorer instead, from files to the leaderboard
+row, side by side with the official pipeline: ``brats-evaluation``'s ``evaluate_single_exam``
+(panoptica with the bundled ``mets`` config, reading the two NIfTI files) then its
+``parse_mets_results``, against ``load_label`` twice and :func:`workbench.metrics.challenge.score_case`.
+Target (issue 10): ≥ 10× faster on one core.
 """
 
 from __future__ import annotations
@@ -72,7 +78,11 @@ def panoptica_runner(surface: bool) -> Callable[[np.ndarray, np.ndarray, tuple[f
         Panoptica_Evaluator,
         disable_citation_reminder,
     )
-    from panoptica.utils.edge_case_handling import EdgeCaseHandler, EdgeCaseResult, MetricZeroTPEdgeCaseHandling
+    from panoptica.utils.edge_case_handling import (
+        EdgeCaseHandler,
+        EdgeCaseResult,
+        MetricZeroTPEdgeCaseHandling,
+    )
     from panoptica.utils.label_group import LabelMergeGroup
     from panoptica.utils.segmentation_class import SegmentationClassGroups
 
@@ -115,17 +125,71 @@ def panoptica_runner(surface: bool) -> Callable[[np.ndarray, np.ndarray, tuple[f
     return run
 
 
+def challenge_side_by_side(preset_name: str, seeds: list[int], repeats: int) -> None:
+    """Files -> leaderboard row: brats-evaluation against workbench's preset, one case per seed."""
+    import json
+    import tempfile
+    from importlib.resources import files
+    from pathlib import Path
+
+    from brats_evaluation.evaluation import evaluate_single_exam
+    from brats_evaluation.metrics_parser import parse_mets_results, parse_seg_results
+    from panoptica import Panoptica_Evaluator
+
+    from workbench.data.nifti import load_label, save_nifti
+    from workbench.metrics.challenge import get_preset, score_case
+
+    preset = get_preset(preset_name)
+    config = files("brats_evaluation").joinpath("configs", f"config_{preset.config}.yaml")
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluator = Panoptica_Evaluator.load_from_config(str(config))
+    folder = Path(tempfile.mkdtemp())
+    print(f"| case | components WT/TC/ET/RC ref → pred | brats-evaluation (s) | workbench {preset.name} (s) | speed-up |")
+    print("|---|---|---|---|---|")
+    for seed in seeds:
+        case = make_case(seed, shape=SHAPE)
+        pred = perturb_labels(case.label, seed=seed)
+        affine = np.diag([*case.spacing, 1.0])
+        ref_path, pred_path = folder / f"ref-{seed:05d}.nii.gz", folder / f"pred-{seed:05d}.nii.gz"
+        save_nifti(ref_path, case.label, affine)
+        save_nifti(pred_path, pred, affine)
+
+        def official() -> None:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = evaluate_single_exam(str(pred_path), str(ref_path), ref_path.name, evaluator)
+                (folder / "m.json").write_text(json.dumps({"metrics": [result], "missings": []}))
+                if preset.parser == "mets":
+                    parse_mets_results(str(folder / "m.json"), 20.0, 0.1, str(folder / "o.csv"))
+                else:
+                    parse_seg_results(str(folder / "m.json"), str(folder / "o.csv"))
+
+        def ours() -> None:
+            ref, _, spacing = load_label(ref_path)
+            score_case(load_label(pred_path)[0], ref, preset=preset, spacing=spacing, case_id=ref_path.name)
+
+        theirs, mine = timed(official, repeats), timed(ours, repeats)
+        counts = [components(x) for x in (case.label, pred)]
+        print(f"| phantom seed {seed} | {counts[0]} → {counts[1]} | {theirs:.3f} | {mine:.3f} | {theirs / mine:.1f}× |",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[7, 10], help="phantom seeds (one case each)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--core", type=int, default=0, help="CPU core to pin to (-1: no pinning)")
+    parser.add_argument("--preset", default=None, help="time this challenge preset against brats-evaluation instead")
     args = parser.parse_args()
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
     cores = sorted(os.sched_getaffinity(0))
     print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, cores {cores}")
     print()
+    if args.preset:
+        challenge_side_by_side(args.preset, args.seeds, args.repeats)
+        return
     print("| case | components WT/TC/ET/RC ref → pred | workbench evaluate_case (s) | + lesion tables (s) "
           "| panoptica DSC (s) | panoptica + HD95, NSD (s) | speed-up (DSC / surface) |")
     print("|---|---|---|---|---|---|---|")

@@ -125,6 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--workers", type=int, default=_available_cores(), help="worker processes (default: the usable CPU cores)"
     )
+    evaluate.add_argument(
+        "--preset", default=None,
+        help="score as a challenge does instead (brats_mets_2025, brats_gli_2025, brats_ped_2025, brats_menrt_2025, "
+        "brats_menpre_2025, brats_goat_2025): the official brats-evaluation rules and leaderboard columns; writes "
+        "scores, leaderboard.csv, summary and lesions",
+    )
     evaluate.set_defaults(run=_run_evaluate)
 
     perturb = commands.add_parser(
@@ -424,6 +430,8 @@ def _run_instances(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    if args.preset is not None:
+        return _run_scoring(args)
     from workbench.evaluate import run_evaluation
 
     result = run_evaluation(
@@ -435,6 +443,31 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print("Mean over cases, all lesion sizes (pq@t: panoptic quality at matching threshold t; hd95 in mm):")
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(_summary_view(result.summary).to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _run_scoring(args: argparse.Namespace) -> int:
+    from workbench.metrics.challenge import get_preset
+    from workbench.scoring import run_scoring
+
+    fixed = [name for name, value, default in (
+        ("--schema", args.schema, None), ("--regions", args.regions, None),
+        ("--thresholds", args.thresholds, [0.1, 0.3, 0.5]), ("--connectivity", args.connectivity, 26),
+    ) if value != default]
+    if fixed:
+        raise ValueError(f"--preset fixes the regions, matching and connectivity; drop {', '.join(fixed)}.")
+    preset = get_preset(args.preset)
+    result = run_scoring(args.pred, args.ref, args.out, preset=preset, split=args.split, workers=args.workers)
+    print(f"scored {len(result.seconds)} cases with {preset.name} (brats-evaluation config {preset.config!r}, "
+          f"{preset.parser} parser); tables, leaderboard.csv and run.json in {args.out}")
+    print()
+    keys = ["lesionwise_dsc_mean", "lesionwise_nsd_mean", "lesionwise_hd95_mean", "global_dsc", "all_instance_f1"]
+    if preset.parser == "mets":
+        keys += ["small_instance_f1", "large_instance_f1"]
+    view = result.summary[result.summary["metric"].isin(keys)].pivot(index="region", columns="metric", values="mean")
+    print("Mean over cases (lesion-wise: official penalties included; hd95 in mm):")
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(view.reindex(index=list(preset.groups), columns=keys).to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
 

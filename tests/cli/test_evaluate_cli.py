@@ -13,7 +13,12 @@ from workbench.cli import main
 from workbench.data.cohort import make_cohort
 from workbench.data.manifest import load_manifest, write_manifest
 from workbench.data.nifti import load_label, save_nifti
-from workbench.evaluate import CaseMatchError, evaluate_cohort, match_cases, resolve_schema
+from workbench.evaluate import (
+    CaseMatchError,
+    evaluate_cohort,
+    match_cases,
+    resolve_schema,
+)
 from workbench.labels import BRATS_METS_2025
 from workbench.metrics import lesion_table
 
@@ -224,3 +229,35 @@ def test_split_evaluates_only_its_cases(cohort, tmp_path, capsys):
     assert sorted(pd.read_parquet(tmp_path / "out" / "per_case.parquet")["case_id"].unique()) == sorted(chosen)
     status, _, err = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out2", "--split", "nope")
     assert status == 1 and "'nope'" in err
+
+
+def test_preset_writes_the_official_leaderboard_layout(cohort, tmp_path, capsys):
+    reference, pred = cohort
+    out = tmp_path / "scored"
+    status, stdout, _ = run_cli(capsys, "--preset", "brats_mets_2025", "--pred", pred, "--ref", reference, "-o", out,
+                                "--workers", 2)
+    assert status == 0 and "scored 3 cases with brats_mets_2025" in stdout
+    assert {"scores.parquet", "scores.csv", "summary.parquet", "summary.csv", "lesions.parquet", "lesions.csv",
+            "leaderboard.csv", "run.json"} <= {p.name for p in out.iterdir()}
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert scores["subject_id"].tolist() == CASES
+    assert list(scores.columns[1:7]) == [f"all_instance_{m}_et" for m in ("tp", "fp", "fn", "prec", "rec", "f1")]
+    leaderboard = pd.read_csv(out / "leaderboard.csv")
+    assert leaderboard["subject_id"].tolist() == [*CASES, "mean", "std", "median"]
+    assert leaderboard.loc[3, "global_dsc_wt"] == pytest.approx(scores["global_dsc_wt"].mean())
+    summary = pd.read_parquet(out / "summary.parquet")
+    row = summary[(summary.region == "wt") & (summary.metric == "global_dsc")].iloc[0]
+    assert row["median"] == pytest.approx(scores["global_dsc_wt"].median()) and row["count"] == 3
+    lesions = pd.read_parquet(out / "lesions.parquet")
+    assert set(lesions["status"]) <= {"TP", "FN", "FP"} and set(lesions["subject_id"]) == set(CASES)
+    found = lesions[(lesions.region == "wt") & (lesions.kind == "reference")].groupby("subject_id")["status"]
+    assert (found.apply(lambda s: (s == "TP").sum()) == scores.set_index("subject_id")["all_instance_tp_wt"]).all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["parameters"]["official_config"] == "mets"
+
+
+def test_preset_refuses_options_it_fixes(cohort, tmp_path, capsys):
+    reference, pred = cohort
+    status, _, err = run_cli(capsys, "--preset", "brats_mets_2025", "--regions", "WT", "--pred", pred, "--ref",
+                             reference, "-o", tmp_path / "x")
+    assert status == 1 and "drop --regions" in err

@@ -7,7 +7,9 @@ stratum) and :func:`lesion_table` (one row per lesion). The building blocks are 
 - :mod:`~workbench.metrics.panoptic`: PQ/SQ/RQ, size strata, detection metrics;
 - :mod:`~workbench.metrics.ccmetric`: CC-Dice (Dice inside each reference lesion's Voronoi cell);
 - :mod:`~workbench.metrics.surface`: surface distances, surface Dice, HD95;
-- :mod:`~workbench.metrics.case`: the two tables and the :class:`EmptyPolicy` for empty cases.
+- :mod:`~workbench.metrics.case`: the two tables and the :class:`EmptyPolicy` for empty cases;
+- :mod:`~workbench.metrics.challenge`: challenge scoring presets (``score_case(pred, ref,
+  preset="brats_mets_2025")``), the official BraTS 2025 scorer reproduced rule for rule.
 """
 
 from workbench.metrics.case import (
@@ -21,6 +23,7 @@ from workbench.metrics.case import (
     lesion_table,
 )
 from workbench.metrics.ccmetric import cc_dice
+from workbench.metrics.challenge import ChallengePreset, score_case, summarize_scores
 from workbench.metrics.matching import Matching, OverlapTable, connected_components, match_instances, overlap_table
 from workbench.metrics.panoptic import (
     DEFAULT_SIZE_EDGES_MM3,
@@ -40,6 +43,7 @@ __all__ = [
     "EMPTY_PRESETS",
     "EVALUATE_COLUMNS",
     "LESION_COLUMNS",
+    "ChallengePreset",
     "Detection",
     "EmptyPolicy",
     "Matching",
@@ -55,9 +59,11 @@ __all__ = [
     "match_instances",
     "overlap_table",
     "panoptic_quality",
+    "score_case",
     "size_strata",
     "stratified_panoptic_quality",
     "stratum_names",
+    "summarize_scores",
     "surface_dice",
     "surface_distances",
 ]

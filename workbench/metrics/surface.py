@@ -27,8 +27,20 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import KDTree
+from scipy.spatial.distance import cdist
 
-__all__ = ["hd95", "hd95_from_distances", "surface_dice", "surface_dice_from_distances", "surface_distances"]
+__all__ = [
+    "border_voxels",
+    "hd95",
+    "hd95_from_distances",
+    "point_set_distances",
+    "surface_dice",
+    "surface_dice_from_distances",
+    "surface_distances",
+]
+
+# Up to this many (point, target) pairs, nearest distances by brute force (a 2 MB matrix at most).
+_BRUTE_FORCE_PAIRS = 250_000
 
 # Distances within this relative margin of the tolerance count as equal to it (rounding only).
 _TIE_RTOL = 1e-9
@@ -73,8 +85,41 @@ def surface_distances(
     """
     pred, ref = check_mask_pair(pred, ref)
     scale = _check_spacing(spacing, pred.ndim)
-    pred_border, ref_border = _border_voxels(pred), _border_voxels(ref)
-    return _nearest_distances(pred_border, ref_border, scale), _nearest_distances(ref_border, pred_border, scale)
+    return point_set_distances(border_voxels(pred), border_voxels(ref), scale)
+
+
+def border_voxels(mask: np.ndarray) -> np.ndarray:
+    """Integer coordinates, shape (N, D) int64, of a mask's border voxels in raster order.
+
+    A border voxel is a voxel of the mask with a face neighbour outside the mask or the image.
+    The border of a union of separate components is the union of their borders.
+    """
+    return _border_voxels(np.asarray(mask, dtype=bool))
+
+
+def point_set_distances(a: np.ndarray, b: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest distances in mm between two sets of voxel coordinates, both ways.
+
+    Parameters
+    ----------
+    a, b : ndarray of int, shape (N, D) and (M, D)
+    spacing : ndarray of float, shape (D,)
+
+    Returns
+    -------
+    a_to_b : ndarray of float64, shape (N,)
+        ``inf`` where ``b`` is empty.
+    b_to_a : ndarray of float64, shape (M,)
+    """
+    # Voxels in both sets are at distance 0; only the others need a search.
+    origin = np.minimum(a.min(axis=0, initial=0), b.min(axis=0, initial=0))
+    extent = np.maximum(a.max(axis=0, initial=0), b.max(axis=0, initial=0)) - origin + 1
+    a_keys, b_keys = (np.ravel_multi_index(tuple((p - origin).T), tuple(extent)) for p in (a, b))
+    a_shared, b_shared = np.isin(a_keys, b_keys), np.isin(b_keys, a_keys)
+    a_to_b, b_to_a = np.zeros(len(a_keys)), np.zeros(len(b_keys))
+    a_to_b[~a_shared] = _nearest_distances(a[~a_shared], b, spacing)
+    b_to_a[~b_shared] = _nearest_distances(b[~b_shared], a, spacing)
+    return a_to_b, b_to_a
 
 
 def surface_dice(pred: np.ndarray, ref: np.ndarray, *, spacing: tuple[float, ...], tolerance_mm: float) -> float:
@@ -237,9 +282,16 @@ def _bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
 
 
 def _nearest_distances(points: np.ndarray, targets: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Distance in mm from each of ``points`` (N, D) to the nearest of ``targets`` (M, D), float64."""
+    """Distance in mm from each of ``points`` (N, D) to the nearest of ``targets`` (M, D), float64.
+
+    Small sets (``N·M`` up to :data:`_BRUTE_FORCE_PAIRS`) by brute force, which costs less than
+    building a k-d tree; larger ones with a k-d tree. Both give the exact nearest distance.
+    """
     if points.shape[0] == 0:
         return np.zeros(0, dtype=np.float64)
     if targets.shape[0] == 0:
         return np.full(points.shape[0], np.inf)
-    return KDTree(targets * spacing).query(points * spacing)[0]
+    if points.shape[0] * targets.shape[0] <= _BRUTE_FORCE_PAIRS:
+        return np.sqrt(cdist(points * spacing, targets * spacing, "sqeuclidean").min(axis=1))
+    tree = KDTree(targets * spacing, leafsize=32, balanced_tree=False, compact_nodes=False)  # quicker to build
+    return tree.query(points * spacing)[0]

@@ -1,0 +1,217 @@
+"""Challenge presets: equal to the official BraTS scorer (brats-evaluation, the oracle) on perturbed
+phantoms, and every rule on hand-made cases."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import warnings
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.data.nifti import load_label, save_nifti
+from workbench.data.perturb import Perturbation, perturb_labels
+from workbench.data.phantoms import make_case
+from workbench.metrics.challenge import (
+    PRESETS,
+    get_preset,
+    score_case,
+    summarize_scores,
+)
+
+brats_evaluation = pytest.importorskip("brats_evaluation", reason="brats-evaluation is in the test extra")
+from brats_evaluation.evaluation import evaluate_single_exam
+from brats_evaluation.metrics_parser import parse_mets_results, parse_seg_results
+
+
+def _official(preset, pairs: list[tuple[Path, Path]], folder: Path) -> pd.DataFrame:
+    """brats-evaluate + brats-parse-metrics on (prediction, reference) files, read back from its CSV."""
+    from panoptica import Panoptica_Evaluator
+
+    config = files("brats_evaluation").joinpath("configs", f"config_{preset.config}.yaml")
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluator = Panoptica_Evaluator.load_from_config(str(config))
+        metrics = [evaluate_single_exam(str(p), str(r), r.name, evaluator) for p, r in pairs]
+        (folder / "summary.json").write_text(json.dumps({"metrics": metrics, "missings": []}))
+        if preset.parser == "mets":
+            parse_mets_results(str(folder / "summary.json"), 20.0, 0.1, str(folder / "official.csv"))
+        else:
+            parse_seg_results(str(folder / "summary.json"), str(folder / "official.csv"))
+    return pd.read_csv(folder / "official.csv")
+
+
+def _split_lesion(label: np.ndarray, value: int) -> np.ndarray:
+    """Cut the largest lesion of ``value`` in two with a plane of background through its centre."""
+    out = label.copy()
+    zs = np.flatnonzero((label == value).any(axis=(1, 2)))
+    if zs.size >= 3:
+        out[zs[zs.size // 2]][out[zs[zs.size // 2]] == value] = 0
+    return out
+
+
+def _merge_lesions(label: np.ndarray, value: int) -> np.ndarray:
+    """Join two lesions of ``value`` with a straight bridge of that label."""
+    import cc3d
+
+    ids, n = cc3d.connected_components((label == value).astype(np.uint8), connectivity=26, return_N=True)
+    out = label.copy()
+    if n >= 2:
+        a, b = (np.argwhere(ids == i).mean(axis=0) for i in (1, 2))
+        for t in np.linspace(0, 1, 200):
+            out[tuple(np.round(a + t * (b - a)).astype(int))] = value
+    return out
+
+
+def _cases(preset) -> list[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]]:
+    """(name, prediction, reference, spacing): missed lesions, FPs, splits, merges, empty regions, empty maps."""
+    keep = np.array([0, *preset.labels])
+    cases = []
+    for seed, spacing in ((3, None), (4, (1.0, 1.0, 3.0)), (5, None), (6, (0.8, 1.2, 2.5))):
+        phantom = make_case(seed, shape=(48, 48, 48), spacing=spacing)
+        ref = np.where(np.isin(phantom.label, keep), phantom.label, 0)
+        ref = np.where(np.isin(ref, preset.labels), ref, 0)
+        perturbation = Perturbation(drop=0.25, dilate=0.2, erode=0.2, false_positives=3, fp_values=preset.labels)
+        pred = perturb_labels(ref, seed=seed, perturbation=perturbation)
+        cases.append((f"perturbed-{seed}", pred, ref, phantom.spacing))
+    phantom = make_case(7, shape=(48, 48, 48))
+    ref = np.where(np.isin(phantom.label, preset.labels), phantom.label, 0)
+    main = max(preset.labels, key=lambda v: int((ref == v).sum()))
+    cases += [
+        ("split", _split_lesion(ref, main), ref, phantom.spacing),
+        ("merge", _merge_lesions(ref, main), ref, phantom.spacing),
+        ("region-missing", np.where(ref == main, 0, ref), ref, phantom.spacing),
+        ("empty-prediction", np.zeros_like(ref), ref, phantom.spacing),
+        ("empty-reference", ref, np.zeros_like(ref), phantom.spacing),
+        ("both-empty", np.zeros_like(ref), np.zeros_like(ref), phantom.spacing),
+    ]
+    return cases
+
+
+def _assert_frames_equal(official: pd.DataFrame, ours: pd.DataFrame) -> None:
+    assert list(ours.columns[: len(official.columns)]) == list(official.columns)
+    for column in official.columns.drop("subject_id"):
+        expected = official[column].to_numpy(float)
+        got = pd.to_numeric(ours[column], errors="coerce").to_numpy(float)
+        tolerance = 1e-3 if "hd95" in column else 1e-6
+        np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance, equal_nan=True, err_msg=column)
+
+
+@pytest.mark.parametrize("name", ["brats_mets_2025", "brats_gli_2025", "brats_ped_2025", "brats_menrt_2025"])
+def test_every_leaderboard_column_equals_the_official_scorer(tmp_path, name):
+    preset = get_preset(name)
+    pairs, rows = [], []
+    for case, pred, ref, spacing in _cases(preset):
+        affine = np.diag([*spacing, 1.0])
+        ref_path, pred_path = tmp_path / f"ref-{len(pairs):05d}.nii.gz", tmp_path / f"pred-{len(pairs):05d}.nii.gz"
+        save_nifti(ref_path, ref, affine)
+        save_nifti(pred_path, pred, affine)
+        pairs.append((pred_path, ref_path))
+        loaded_ref, _, loaded_spacing = load_label(ref_path)
+        row, _ = score_case(load_label(pred_path)[0], loaded_ref, preset=preset, spacing=loaded_spacing,
+                            case_id=ref_path.name)
+        rows.append(row)
+    official = _official(preset, pairs, tmp_path)
+    ours = summarize_scores(pd.DataFrame(rows))  # the case rows and the mean / std / median rows
+    assert official["subject_id"].tolist() == ours["subject_id"].tolist()
+    _assert_frames_equal(official, ours)
+
+
+# --------------------------------------------------------------------------- hand-made cases
+
+
+def _cube(shape, corner, size, value=3, out=None):
+    out = np.zeros(shape, dtype=np.uint8) if out is None else out
+    out[tuple(slice(c, c + s) for c, s in zip(corner, size))] = value
+    return out
+
+
+def _score(pred, ref, **kwargs):
+    row, lesions = score_case(pred, ref, **kwargs)
+    return {k.removesuffix("_et"): v for k, v in row.items() if k.endswith("_et")}, lesions[lesions.region == "et"]
+
+
+@pytest.mark.parametrize(("overlap", "detected"), [(1, False), (4, True)])
+def test_a_small_lesion_is_detected_only_at_dice_0_1_or_more(overlap, detected):
+    ref = _cube((12, 12, 30), (2, 2, 2), (2, 2, 4))                  # 16 voxels = 16 mm³ < 20: small
+    pred = _cube((12, 12, 30), (2, 2, 6 - overlap), (2, 2, 20))      # 80 voxels, `overlap` slices of 4 shared
+    et, lesions = _score(pred, ref)
+    assert et["all_instance_tp"] == 1                                  # matched (any overlap)...
+    assert et["small_instance_tp"] == int(detected) and et["small_instance_fn"] == int(not detected)
+    assert math.isnan(et["large_instance_tp"]) and math.isnan(et["lesionwise_dsc_mean"])  # no large lesion
+    reference = lesions[lesions.kind == "reference"].iloc[0]
+    assert reference.size_class == "small" and bool(reference.detected) == detected
+    assert reference.dice == pytest.approx(2 * 4 * overlap / (16 + 80))   # 0.083 or 0.333
+
+
+def test_a_missed_large_lesion_and_a_false_positive_score_zero_and_373():
+    ref = _cube((20, 20, 20), (2, 2, 2), (3, 3, 3))                    # 27 mm³: large
+    ref = _cube(None, (10, 10, 10), (3, 3, 3), out=ref)                # a second large lesion, found exactly
+    pred = _cube((20, 20, 20), (10, 10, 10), (3, 3, 3))
+    pred = _cube(None, (16, 16, 16), (2, 2, 2), out=pred)              # a false positive of 8 mm³
+    et, lesions = _score(pred, ref)
+    assert (et["large_instance_tp"], et["large_instance_fn"], et["large_instance_fp"]) == (1, 1, 1)
+    # lesion-wise lists: found (1, 1, 0), missed (0, 0, 373), FP (0, 0, 373)
+    assert et["lesionwise_dsc_mean"] == pytest.approx(1 / 3)
+    assert et["lesionwise_nsd_mean"] == pytest.approx(1 / 3)
+    assert et["lesionwise_hd95_mean"] == pytest.approx(2 * 373 / 3)
+    assert et["lesionwise_dsc_std"] == pytest.approx(np.std([1, 0, 0]))
+    # the official parser counts the small FP against the large class; the extras attribute it by size
+    assert et["small_fp_by_size"] == 1 and et["large_fp_by_size"] == 0
+    assert et["large_prec_by_size"] == 1.0 and et["large_f1_by_size"] == pytest.approx(2 / 3)
+    fp = lesions[lesions.status == "FP"].iloc[0]
+    assert (fp.kind, fp.size_class, fp.scored_dice, fp.scored_hd95) == ("prediction", "small", 0.0, 373.0)
+
+
+def test_empty_prediction_reference_and_both():
+    ref = _cube((12, 12, 12), (2, 2, 2), (3, 3, 3))
+    empty = np.zeros_like(ref)
+    missed, _ = _score(empty, ref)
+    assert (missed["global_dsc"], missed["global_nsd"], missed["global_hd95"]) == (0.0, 0.0, 373.0)
+    assert missed["all_instance_f1"] == 0.0 and math.isnan(missed["all_instance_prec"])
+    assert missed["lesionwise_dsc_mean"] == 0.0 and missed["lesionwise_hd95_mean"] == 373.0
+    invented, _ = _score(ref, empty)
+    assert invented["global_hd95"] == 373.0 and invented["all_instance_fp"] == 1
+    assert math.isnan(invented["all_instance_rec"]) and math.isnan(invented["lesionwise_dsc_mean"])
+    assert math.isnan(invented["large_instance_tp"]) and math.isnan(invented["small_instance_tp"])
+    nothing, lesions = _score(empty, empty)
+    assert nothing["all_instance_tp"] == 0 and lesions.empty
+    for key in ("all_instance_f1", "global_dsc", "global_nsd", "global_hd95", "lesionwise_dsc_mean"):
+        assert math.isnan(nothing[key]), key
+
+
+def test_global_surface_metrics_are_in_voxels_and_lesion_ones_in_mm():
+    ref = _cube((10, 10, 30), (2, 2, 2), (4, 4, 4))
+    pred = _cube((10, 10, 30), (2, 2, 4), (4, 4, 4))                   # shifted by 2 voxels along the last axis
+    spacing = (1.0, 1.0, 3.0)
+    true_distances = dataclasses.replace(PRESETS["brats_mets_2025"], reverse_spacing=False)
+    et, _ = _score(pred, ref, spacing=spacing, preset=true_distances)
+    assert et["global_hd95"] == pytest.approx(2.0)                      # voxels
+    assert et["lesionwise_hd95_mean"] == pytest.approx(6.0)             # 2 voxels × 3 mm
+    official, _ = _score(pred, ref, spacing=spacing)                   # spacing applied to the axes in reverse
+    assert official["lesionwise_hd95_mean"] == pytest.approx(2.0)      # the last axis measured with 1 mm
+
+
+def test_label_values_outside_the_preset_are_refused():
+    ref = _cube((8, 8, 8), (1, 1, 1), (2, 2, 2), value=4)
+    with pytest.raises(ValueError, match=r"holds label values \[4\] that no region of preset 'brats_goat_2025'"):
+        score_case(ref, ref, preset="brats_goat_2025")
+    with pytest.raises(ValueError, match="Unknown scoring preset 'brats'"):
+        score_case(ref, ref, preset="brats")
+    with pytest.raises(ValueError, match="same shape"):
+        score_case(ref[:4], ref)
+
+
+def test_summary_rows_are_mean_std_median_skipping_nan():
+    rows = pd.DataFrame({"subject_id": ["a", "b", "c"], "x_et": [1.0, 3.0, np.nan], "y_et": [np.nan] * 3})
+    summary = summarize_scores(rows)
+    assert summary["subject_id"].tolist() == ["a", "b", "c", "mean", "std", "median"]
+    assert summary["x_et"].tolist()[3:] == [2.0, pytest.approx(math.sqrt(2)), 2.0]
+    assert summary["y_et"].isna().all()

@@ -1,0 +1,244 @@
+"""``workbench evaluate --preset NAME``: a challenge's official scoring over a prediction folder.
+
+Cases are paired and checked exactly as :func:`workbench.evaluate.match_cases` does (a missing
+or extra prediction is an error: the official parser would instead score a missing case 0 and
+HD95 373), then scored in parallel processes with
+:func:`workbench.metrics.challenge.score_case`. Written into the output folder, atomically:
+
+- ``scores.parquet`` / ``.csv``: one row per case, the official leaderboard columns (those of
+  ``brats-parse-metrics``, ``subject_id`` = case id) and the FP-by-size extras;
+- ``leaderboard.csv``: the same rows followed by the ``mean``, ``std`` and ``median`` rows, the
+  layout of the official parser's CSV;
+- ``summary.parquet`` / ``.csv``: tidy, one row per (region, metric): mean, std (ddof 1),
+  median and count of cases with a value;
+- ``lesions.parquet`` / ``.csv``: every lesion of every case and region with its size class,
+  match, Dice/NSD/HD95, status and the values it was scored with;
+- ``run.json``: parameters, versions, status and timings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pandas as pd
+from tqdm import tqdm
+
+from workbench._io import atomic_write
+from workbench._runinfo import json_safe, package_versions, utc_now, write_json
+from workbench.data.manifest import load_manifest
+from workbench.data.nifti import load_label
+from workbench.evaluate import CaseMatchError, CasePair, EvaluationError, match_cases
+from workbench.metrics.challenge import (
+    ChallengePreset,
+    get_preset,
+    score_case,
+    summarize_scores,
+)
+
+__all__ = ["ScoredCohort", "run_scoring", "score_cohort", "tidy_summary"]
+
+_VERSIONED_PACKAGES = ("workbench", "numpy", "scipy", "pandas", "connected-components-3d", "nibabel")
+
+
+class ScoredCohort(NamedTuple):
+    """What :func:`score_cohort` returns.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        One row per case, in reference order (:func:`~workbench.metrics.challenge.score_case` rows).
+    lesions : DataFrame
+        The per-lesion rows of every case.
+    summary : DataFrame
+        :func:`tidy_summary` of ``scores``.
+    seconds : dict of str to float
+        Case id -> wall time (both files loaded and scored).
+    """
+
+    scores: pd.DataFrame
+    lesions: pd.DataFrame
+    summary: pd.DataFrame
+    seconds: dict[str, float]
+
+
+def tidy_summary(scores: pd.DataFrame, preset: str | ChallengePreset) -> pd.DataFrame:
+    """Mean, std (ddof 1), median and count over cases of every score column, per region.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        :func:`score_case` rows.
+    preset : str or ChallengePreset
+        Gives the region names that end the column names.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``region, metric, mean, std, median, count`` in the order of ``scores``' columns.
+    """
+    regions = tuple(get_preset(preset).groups)
+    rows = []
+    for column in scores.columns.drop("subject_id"):
+        metric, region = column.rsplit("_", 1)
+        if region not in regions:
+            continue
+        values = pd.to_numeric(scores[column], errors="coerce")
+        with warnings.catch_warnings():  # all-NaN columns (no case has that lesion class) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = values.median()
+        rows.append(
+            {"region": region, "metric": metric, "mean": values.mean(), "std": values.std(),
+             "median": median, "count": int(values.count())}
+        )
+    return pd.DataFrame(rows, columns=["region", "metric", "mean", "std", "median", "count"])
+
+
+def score_cohort(
+    pairs: list[CasePair], preset: str | ChallengePreset, *, workers: int = 1, progress: bool = True
+) -> ScoredCohort:
+    """Score every case pair with ``preset``; in this process when ``workers`` is 1, else in a pool.
+
+    Raises
+    ------
+    EvaluationError
+        A case's files could not be read or hold label values the preset does not use (the case
+        is named).
+    """
+    preset = get_preset(preset)
+    results: dict[str, tuple[dict[str, Any], pd.DataFrame, float]] = {}
+    bar = tqdm(total=len(pairs), desc=f"scoring ({preset.name})", unit="case", disable=None if progress else True)
+    with bar:
+        if workers == 1:
+            for pair in pairs:
+                results[pair.case_id] = _checked(pair, lambda pair=pair: _score_pair(pair, preset))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(pairs))) as pool:
+                futures = {pool.submit(_score_pair, pair, preset): pair for pair in pairs}
+                for future in as_completed(futures):
+                    pair = futures[future]
+                    results[pair.case_id] = _checked(pair, future.result)
+                    bar.update()
+    ordered = [results[pair.case_id] for pair in pairs]
+    scores = pd.DataFrame([row for row, _, _ in ordered])
+    lesions = pd.concat([table for _, table, _ in ordered], ignore_index=True)
+    return ScoredCohort(scores, lesions, tidy_summary(scores, preset), {p.case_id: r[2] for p, r in zip(pairs, ordered)})
+
+
+def run_scoring(
+    pred: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    preset: str | ChallengePreset,
+    split: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> ScoredCohort:
+    """Score a prediction folder or manifest against a reference manifest; write the tables (module docstring).
+
+    Parameters
+    ----------
+    pred : path
+        A folder of ``<case_id>.nii.gz`` files or a manifest of predictions.
+    reference : path
+        The reference manifest.
+    out_dir : path
+        Created if missing; ``run.json`` says ``running`` until the tables are written.
+    preset : str or ChallengePreset
+        A :data:`workbench.metrics.challenge.PRESETS` name.
+    split : str, optional
+        Only the reference cases of this split.
+    workers : int
+    progress : bool
+
+    Returns
+    -------
+    ScoredCohort
+
+    Raises
+    ------
+    CaseMatchError
+        Predictions and reference cases do not pair up, or the split does not exist.
+    ValueError
+        An unknown preset.
+    """
+    start = time.perf_counter()
+    preset = get_preset(preset)
+    manifest = load_manifest(reference)
+    if split is not None:
+        try:
+            manifest = replace(manifest, cases=manifest.split(split))
+        except KeyError as error:
+            raise CaseMatchError(error.args[0]) from None
+    pairs = match_cases(pred, manifest)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {
+        "status": "running",
+        "started": utc_now(),
+        "parameters": {
+            "pred": str(Path(pred).resolve()),
+            "reference": str(Path(reference).resolve()),
+            "split": split,
+            "preset": preset.name,
+            "official_config": preset.config,
+            "parser": preset.parser,
+            "reverse_spacing": preset.reverse_spacing,
+            "workers": int(workers),
+            "cases": [pair.case_id for pair in pairs],
+        },
+        "versions": package_versions(_VERSIONED_PACKAGES),
+    }
+    write_json(out_dir / "run.json", info)
+    try:
+        result = score_cohort(pairs, preset, workers=workers, progress=progress)
+        outputs = _write(out_dir, result, json_safe({"parameters": info["parameters"], "versions": info["versions"]}))
+    except BaseException as exc:
+        info.update(status="failed", finished=utc_now(), error=f"{type(exc).__name__}: {exc}")
+        write_json(out_dir / "run.json", info)
+        raise
+    info.update(
+        status="complete", finished=utc_now(), outputs=outputs,
+        timings={"total_s": time.perf_counter() - start, "case_s": result.seconds},
+    )
+    write_json(out_dir / "run.json", info)
+    return result
+
+
+def _score_pair(pair: CasePair, preset: ChallengePreset) -> tuple[dict[str, Any], pd.DataFrame, float]:
+    start = time.perf_counter()
+    ref, _, spacing = load_label(pair.reference)
+    pred = load_label(pair.prediction)[0]
+    row, lesions = score_case(pred, ref, preset=preset, spacing=spacing, case_id=pair.case_id)
+    return row, lesions, time.perf_counter() - start
+
+
+def _checked(pair: CasePair, call):
+    try:
+        return call()
+    except (OSError, ValueError) as exc:
+        raise EvaluationError(
+            f"Case {pair.case_id!r} (prediction {pair.prediction}, reference {pair.reference}): {exc}"
+        ) from exc
+
+
+def _write(out_dir: Path, result: ScoredCohort, attrs: dict[str, Any]) -> list[str]:
+    written = []
+    for name in ("scores", "summary", "lesions"):
+        table = getattr(result, name).copy()
+        table.attrs = {"run": attrs}
+        with atomic_write(out_dir / f"{name}.parquet") as tmp:
+            table.to_parquet(tmp, index=False)
+        with atomic_write(out_dir / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        written += [f"{name}.parquet", f"{name}.csv"]
+    with atomic_write(out_dir / "leaderboard.csv") as tmp:
+        summarize_scores(result.scores).to_csv(tmp, index=False)
+    return [*written, "leaderboard.csv"]
