@@ -26,6 +26,7 @@
 # | `per_case.parquet` / `.csv` | `case_id, region, metric, threshold, stratum, value` per held-out case |
 # | `lesions.parquet` / `.csv` | one row per reference or predicted lesion |
 # | `summary.parquet` / `.csv` | `per_case` aggregated over cases |
+# | `detection_rows.parquet` | lesion candidates of the stored probabilities vs the reference lesions, per region (operating points) |
 # | `run.json` | written **last**: `status: complete`, the parameters, package versions, times, outputs |
 #
 # A sweep treats a run as done iff `out_dir/run.json` says `"status": "complete"`.
@@ -208,6 +209,33 @@ table_paths = write_tables(
 per_case = evaluation.per_case
 summary = evaluation.summary
 
+# %% [markdown]
+# ## Lesion candidates for operating-point analyses
+# The training run stored each held-out case's probabilities (`train/predictions/*.probabilities.npz`);
+# their lesion candidates, matched to the reference lesions, let the report compare losses at any
+# operating point, not only at argmax.
+
+# %%
+import pandas as pd
+
+from workbench._io import atomic_write
+from workbench.data.manifest import load_case
+from workbench.experiments.detection import DETECTION_ROWS
+from workbench.metrics.detection_curves import region_rows
+from workbench.training.probabilities import PROBABILITY_SUFFIX, load_probabilities
+
+detection_parts = []
+for case_id in held_out_ids:
+    probabilities, channels = load_probabilities(result.run_dir / "predictions" / f"{case_id}{PROBABILITY_SUFFIX}")
+    case = load_case(data, case_id)
+    detection_parts.append(region_rows(
+        probabilities, channels, case.label, schema=data.schema, mode=mode, case_id=case_id, spacing=case.spacing,
+    ))
+detection_rows = pd.concat(detection_parts, ignore_index=True)
+with atomic_write(out / DETECTION_ROWS) as tmp:
+    detection_rows.to_parquet(tmp, index=False)
+detection_rows.groupby(["region", "is_lesion"]).size().unstack(fill_value=0)
+
 # %%
 headline = summary[
     (summary["stratum"] == "all")
@@ -229,7 +257,7 @@ fig.show()
 # `run.json` is written last and atomically: its `complete` status vouches for every output.
 
 # %%
-outputs = [str(p.relative_to(out)) for p in table_paths] + ["train/"]
+outputs = [str(p.relative_to(out)) for p in table_paths] + [DETECTION_ROWS, "train/"]
 write_json(
     out / "run.json",
     {

@@ -81,3 +81,26 @@ def test_report_cli_and_help(tmp_path, capsys):
             main([command, "--help"])
         assert exit_info.value.code == 0
     assert json.loads((spec.sweep_dir / "sweep.json").read_text())["name"] == "rep"
+
+
+def test_report_compares_detection_at_matched_precision_with_intervals(tmp_path):
+    spec = _fake_sweep(tmp_path, failed=())
+    for run in spec.runs():
+        blob = run.point["loss"] == "blob"
+        rows, lesions = [], []
+        for case in range(10):
+            # blob finds both lesions of every case; cc finds one, misses one and adds a false positive
+            found = [(1, 0.9), (1, 0.8)] if blob else [(1, 0.9), (1, 0.0), (0, 0.7)]
+            rows += [{"case_id": f"c{case}", "region": "ET", "is_lesion": t, "confidence": c, "overlap": 0.5,
+                      "volume_mm3": 50.0, "stratum": "<100"} for t, c in found]
+            lesions.append({"case_id": f"c{case}", "region": "ET", "status": "TP", "threshold": 0.1,
+                            "ref_mm3": 50.0, "pred_mm3": 40.0 if blob else 50.0})
+        pd.DataFrame(rows).to_parquet(spec.sweep_dir / run.run_id / "detection_rows.parquet")
+        pd.DataFrame(lesions).to_parquet(spec.sweep_dir / run.run_id / "lesions.parquet")
+    _, report_path = write_report(spec.sweep_dir)
+    page = report_path.read_text()
+    assert "Detection at argmax and at matched precision 0.85" in page
+    assert "1.000 [1.000, 1.000]" in page                     # blob: recall 1 at precision ≥ 0.85, every resample
+    assert "Differences to loss=blob beta=1" in page and "beyond the noise" in page
+    assert "Volume bias of detected lesions" in page and "0.800" in page
+    assert page.count('class="plotly-graph-div"') == 5        # + PR curves, FROC, volume bias

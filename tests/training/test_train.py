@@ -136,6 +136,15 @@ def test_run_folder(cohort, tmp_path):
     np.testing.assert_allclose(written.affine, reference.affine, atol=1e-5)
     label, _, _ = load_label(prediction)
     assert set(np.unique(label)) <= {0, 1, 2, 3, 4}
+    # the probabilities behind it (sparse, quantised to 1/255): thresholded at 0.5 they give the label map
+    from workbench.training.predict import regions_to_labels
+    from workbench.training.probabilities import load_probabilities
+
+    probabilities, channels = load_probabilities(prediction.parent / "phantom-002.probabilities.npz")
+    assert channels == ("WT", "TC", "ET", "RC") and probabilities.shape == (4, *label.shape)
+    again = regions_to_labels(probabilities > 0.5, "brats_mets_2025")
+    undecided = (np.abs(probabilities - 0.5) <= 1 / 510).any(axis=0)      # quantisation can flip these
+    assert np.array_equal(again[~undecided], label[~undecided])
 
 
 def test_existing_run_needs_resume_and_same_config(cohort, tmp_path):

@@ -12,11 +12,14 @@ import pytest
 from workbench.viz.figures import (
     beta_effect_lines,
     component_loss_bars,
+    froc_curves,
     gradient_slices,
     metric_bars,
+    pr_curves,
     rc_dice_vs_pq,
     stratified_pq_bars,
     threshold_lines,
+    volume_bias_bars,
 )
 
 # run -> (config, loss, alpha, beta, base value); config A has two runs (seeds), B and C one each
@@ -315,3 +318,26 @@ def test_gradient_slices_panels_and_shared_scale():
 def test_gradient_slices_bad_input(image, gradients, masks, message):
     with pytest.raises(ValueError, match=message):
         gradient_slices(image, gradients, masks=masks)
+
+
+def test_pr_and_froc_curves_one_line_per_config_and_region():
+    points = pd.DataFrame({
+        "config": ["A", "A", "B", "B", "A"], "region": ["ET", "ET", "ET", "ET", "WT"],
+        "threshold": [0.9, 0.5, 0.8, 0.4, 0.7], "precision": [1.0, 0.5, 1.0, 0.8, 0.6],
+        "recall": [0.5, 1.0, 0.4, 0.9, 1.0], "fp_per_case": [0.0, 1.0, 0.0, 0.25, 2.0],
+    })
+    pr = pr_curves(points)
+    assert sorted((t.name, len(t.x)) for t in pr.data) == [("A", 1), ("A", 2), ("B", 2)]
+    froc = froc_curves(points)
+    assert froc.layout.xaxis.type == "log"
+    assert sorted(len(t.x) for t in froc.data) == [1, 1, 1]        # points at 0 FP/case cannot sit on a log axis
+    with pytest.raises(ValueError, match="recall"):
+        pr_curves(points.drop(columns="recall"))
+
+
+def test_volume_bias_bars_with_a_reference_line_at_one():
+    table = pd.DataFrame({"config": ["A", "B"], "region": ["ET", "ET"], "stratum": ["<100", "<100"],
+                          "volume_ratio": [0.85, 1.0], "n": [3, 4], "median_ratio": [0.8, 1.0]})
+    figure = volume_bias_bars(table)
+    assert [t.type for t in figure.data] == ["bar", "bar"] and [t.y[0] for t in figure.data] == [0.85, 1.0]
+    assert figure.layout.shapes[0].y0 == 1.0

@@ -13,10 +13,12 @@ import pandas as pd
 from workbench._io import atomic_write
 from workbench._runinfo import json_safe, package_versions, utc_now
 
-__all__ = ["collect_results", "run_table", "write_report"]
+__all__ = ["collect_results", "collect_table", "run_table", "write_report"]
 
 _PER_CASE = "per_case.parquet"
 _REPLICATES = ("seed", "fold")
+MATCHED_PRECISION = 0.85
+"""The precision at which the report compares losses (the multi-class study's range: 0.85–0.88)."""
 
 
 def _sweep_info(sweep_dir: Path) -> dict[str, Any]:
@@ -71,24 +73,31 @@ def collect_results(sweep_dir: str | os.PathLike[str]) -> pd.DataFrame:
         complete, or complete without ``per_case.parquet``, are left out. ``attrs`` holds the
         sweep's grid, fixed parameters and the runs' statuses.
     """
+    return collect_table(
+        sweep_dir, _PER_CASE, empty_columns=["case_id", "region", "metric", "threshold", "stratum", "value"]
+    )
+
+
+def collect_table(
+    sweep_dir: str | os.PathLike[str], name: str, *, empty_columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Every complete run's table ``name`` (a Parquet file in its folder), tagged with ``run_id``
+    and the run's grid values; runs without it are left out. ``attrs`` as :func:`collect_results`."""
     sweep_dir = Path(sweep_dir)
     info = _sweep_info(sweep_dir)
     runs = run_table(sweep_dir)
     frames = []
     for run in info["runs"]:
         run_dir = sweep_dir / run["run_id"]
-        if _run_json(run_dir).get("status") != "complete" or not (run_dir / _PER_CASE).is_file():
+        if _run_json(run_dir).get("status") != "complete" or not (run_dir / name).is_file():
             continue
-        table = pd.read_parquet(run_dir / _PER_CASE)
+        table = pd.read_parquet(run_dir / name)
         tags = {"run_id": run["run_id"], **{key: _scalar(value) for key, value in run["point"].items()}}
         frames.append(table.assign(**tags)[[*tags, *table.columns]])
     if frames:
         results = pd.concat(frames, ignore_index=True)
     else:
-        point_keys = list(info["grid"])
-        results = pd.DataFrame(
-            columns=["run_id", *point_keys, "case_id", "region", "metric", "threshold", "stratum", "value"]
-        )
+        results = pd.DataFrame(columns=["run_id", *list(info["grid"]), *(empty_columns or [])])
     results.attrs = json_safe(
         {"grid": info["grid"], "fixed": info["fixed"], "status": dict(zip(runs["run_id"], runs["status"]))}
     )
@@ -156,6 +165,9 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
             figures.append(threshold_lines(rows, "pq"))
     if not len(results):
         sections.append("<p>No complete run has a per_case.parquet yet.</p>")
+    detection_sections, detection_figures = _detection_sections(sweep_dir, config_keys)
+    sections += detection_sections
+    figures += detection_figures
     for index, figure in enumerate(figures):
         sections.append(figure.to_html(full_html=False, include_plotlyjs=index == 0))
     page = (
@@ -170,6 +182,79 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     with atomic_write(report_path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return results_path, report_path
+
+
+def _detection_sections(sweep_dir: Path, config_keys: list[str]) -> tuple[list[str], list[Any]]:
+    """Operating points with CIs, paired differences to the first configuration, PR / FROC curves
+    and volume bias, from the runs' ``detection_rows.parquet`` and ``lesions.parquet``."""
+    from workbench.experiments.detection import (
+        DETECTION_ROWS,
+        ci_label,
+        curve_points,
+        detection_table,
+        paired_differences,
+    )
+    from workbench.metrics.detection_curves import volume_bias
+    from workbench.viz.figures import froc_curves, pr_curves, volume_bias_bars
+
+    sections: list[str] = []
+    figures: list[Any] = []
+    rows = collect_table(sweep_dir, DETECTION_ROWS)
+    if len(rows):
+        rows = rows.assign(config=_config_labels(rows, config_keys))
+        table = detection_table(rows, precision=MATCHED_PRECISION)
+        shown = ci_label(table, ["ap", "argmax_precision", "argmax_recall", "matched_recall"])
+        shown.insert(2, "matched_threshold", table["matched_threshold"].round(3))
+        shown.insert(2, "lesions", table["n_lesions"])
+        sections += [
+            f"<h2>Detection at argmax and at matched precision {MATCHED_PRECISION:g}</h2>",
+            (
+                "<p>Lesion candidates are the components of each region's probability above 0.1, scored by "
+                "their maximum; argmax keeps those scoring ≥ 0.5. <i>matched_recall</i> is the largest recall "
+                f"at precision ≥ {MATCHED_PRECISION:g} (– when never reached). Brackets: 95 % bootstrap intervals "
+                "over cases (each run's cases pooled).</p>"
+            ),
+            shown.to_html(index=False),
+        ]
+        baseline = _order_first(rows["config"])
+        differences = paired_differences(rows, baseline, precision=MATCHED_PRECISION)
+        if len(differences):
+            differences["verdict"] = differences["within_noise"].map(
+                {True: "within the noise", False: "beyond the noise", None: "undefined"}
+            )
+            sections += [
+                f"<h2>Differences to {html.escape(baseline)}</h2>",
+                (
+                    "<p>Paired bootstrap over the same (seed, fold, case) units; a difference is beyond the noise "
+                    "when its 95 % interval excludes 0.</p>"
+                ),
+                differences.drop(columns="within_noise").to_html(index=False, float_format="%.3f"),
+            ]
+        points = curve_points(rows)
+        figures += [pr_curves(points), froc_curves(points)]
+    lesions = collect_table(sweep_dir, "lesions.parquet")
+    if len(lesions):
+        lesions = lesions.assign(config=_config_labels(lesions, config_keys))
+        bias = pd.concat(
+            [volume_bias(part).assign(config=config) for config, part in lesions.groupby("config", sort=False)],
+            ignore_index=True,
+        )
+        if len(bias):
+            sections += [
+                "<h2>Volume bias of detected lesions</h2>",
+                (
+                    "<p>Predicted / true volume of the matched lesions at argmax (lowest matching threshold), "
+                    "per size stratum of the true volume.</p>"
+                ),
+                bias.pivot_table(index="config", columns=["region", "stratum"], values="volume_ratio", sort=False)
+                .to_html(float_format="%.3f"),
+            ]
+            figures.append(volume_bias_bars(bias))
+    return sections, figures
+
+
+def _order_first(values: pd.Series) -> str:
+    return str(next(iter(dict.fromkeys(values))))
 
 
 def _scalar(value: Any) -> Any:

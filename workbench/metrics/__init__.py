@@ -9,7 +9,9 @@ stratum) and :func:`lesion_table` (one row per lesion). The building blocks are 
 - :mod:`~workbench.metrics.surface`: surface distances, surface Dice, HD95;
 - :mod:`~workbench.metrics.case`: the two tables and the :class:`EmptyPolicy` for empty cases;
 - :mod:`~workbench.metrics.challenge`: challenge scoring presets (``score_case(pred, ref,
-  preset="brats_mets_2025")``), the official BraTS 2025 scorer reproduced rule for rule.
+  preset="brats_mets_2025")``), the official BraTS 2025 scorer reproduced rule for rule;
+- :mod:`~workbench.metrics.detection_curves`: lesion candidates from probabilities, PR / FROC
+  curves, matched-precision operating points, bootstrap intervals and paired comparisons.
 """
 
 from workbench.metrics.case import (

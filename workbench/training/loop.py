@@ -10,6 +10,8 @@ Run folder (``config.out_dir``)::
                              val: dice and pq@t per region and their mean over regions
     checkpoints/last.pt      written atomically after every epoch (:mod:`.checkpoint`)
     predictions/<id>.nii.gz  the validation cases' final predictions, in their reference geometry
+    predictions/<id>.probabilities.npz  their class probabilities above 0.05, sparse and quantised
+                             (``workbench.training.probabilities``), for operating-point analyses
 
 Exact resume: the patches of epoch ``e`` depend only on ``(seed, e, index)``
 (:mod:`workbench.training.data`), the loader never touches the global torch generator, and the
@@ -38,7 +40,13 @@ from tqdm import tqdm
 
 from workbench._io import atomic_write
 from workbench._runinfo import package_versions, utc_now, write_json
-from workbench.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from workbench.training.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
 from workbench.training.config import ConfigError, TrainConfig, config_to_dict, validate
 from workbench.training.network import build_network, deep_supervision_weights
 
@@ -442,19 +450,29 @@ def _validation_rows(state: _State, cases: list, schema: Any, config: TrainConfi
 
 
 def _final_predictions(state: _State, cases: list, schema: Any, config: TrainConfig, run_dir: Path) -> list[Path]:
+    """Label maps and sparse probabilities (``<id>.probabilities.npz``) of the validation cases."""
     from workbench.data.nifti import save_nifti
-    from workbench.training.predict import predict_case
+    from workbench.training.predict import logits_to_labels, sliding_window_logits
+    from workbench.training.probabilities import (
+        PROBABILITY_SUFFIX,
+        foreground_probabilities,
+        save_probabilities,
+    )
 
     out = run_dir / "predictions"
     out.mkdir(exist_ok=True)
     written = []
     for case in cases:
-        pred = predict_case(
-            state.model, case.image, schema=schema, mode=config.mode, roi_size=config.patch_size,
-            overlap=config.sw_overlap, sw_batch_size=config.sw_batch_size, device=state.device, amp_dtype=state.amp_dtype,
+        logits = sliding_window_logits(
+            state.model, case.image, roi_size=config.patch_size, overlap=config.sw_overlap,
+            sw_batch_size=config.sw_batch_size, device=state.device, amp_dtype=state.amp_dtype,
         )
         path = out / f"{case.case_id}.nii.gz"
-        save_nifti(path, pred, case.affine)
+        save_nifti(path, logits_to_labels(logits, schema, config.mode), case.affine)
+        save_probabilities(
+            out / f"{case.case_id}{PROBABILITY_SUFFIX}", foreground_probabilities(logits, config.mode),
+            schema.foreground_names(config.mode),
+        )
         written.append(path)
     return written
 

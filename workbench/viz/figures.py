@@ -33,11 +33,14 @@ from plotly.subplots import make_subplots
 __all__ = [
     "beta_effect_lines",
     "component_loss_bars",
+    "froc_curves",
     "gradient_slices",
     "metric_bars",
+    "pr_curves",
     "rc_dice_vs_pq",
     "stratified_pq_bars",
     "threshold_lines",
+    "volume_bias_bars",
 ]
 
 Spread = Literal["runs", "cases"]
@@ -411,6 +414,70 @@ def beta_effect_lines(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def pr_curves(points: pd.DataFrame, *, by: str = "config") -> go.Figure:
+    """Lesion-level precision against recall: one panel per region, one line per configuration.
+
+    Parameters
+    ----------
+    points : DataFrame
+        ``workbench.experiments.detection.curve_points``: columns ``by, region, recall,
+        precision, threshold``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Scatter`` (lines) trace per (configuration, region), points in descending threshold.
+    """
+    _check_table(points, [by, "region", "recall", "precision", "threshold"], "points")
+    return px.line(
+        points, x="recall", y="precision", color=by, facet_col="region", hover_data=["threshold"],
+        category_orders={"region": _order(points["region"]), by: _order(points[by])},
+        title="lesion precision–recall (each point an operating threshold)", range_y=[0, 1.02], range_x=[0, 1.02],
+    )
+
+
+def froc_curves(points: pd.DataFrame, *, by: str = "config") -> go.Figure:
+    """Lesion sensitivity against false positives per case (FROC), one panel per region.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Scatter`` (lines) trace per (configuration, region); x on a log scale.
+    """
+    _check_table(points, [by, "region", "recall", "fp_per_case", "threshold"], "points")
+    shown = points[points["fp_per_case"] > 0]
+    return px.line(
+        shown, x="fp_per_case", y="recall", color=by, facet_col="region", hover_data=["threshold"], log_x=True,
+        category_orders={"region": _order(points["region"]), by: _order(points[by])},
+        title="FROC: lesion sensitivity against false positives per case",
+        labels={"recall": "sensitivity", "fp_per_case": "false positives per case"},
+    )
+
+
+def volume_bias_bars(table: pd.DataFrame, *, by: str = "config") -> go.Figure:
+    """Predicted / true volume of detected lesions per size stratum, one panel per region.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`workbench.metrics.detection_curves.volume_bias` rows with a ``by`` column.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Bar`` trace per (configuration, region); a dashed line at 1 (no bias).
+    """
+    _check_table(table, [by, "region", "stratum", "volume_ratio", "n"], "volume bias")
+    figure = px.bar(
+        table, x="stratum", y="volume_ratio", color=by, barmode="group", facet_col="region", hover_data=["n"],
+        category_orders={"region": _order(table["region"]), by: _order(table[by])},
+        title="predicted / true volume of detected lesions (1 = unbiased)",
+        labels={"volume_ratio": "volume ratio"},
+    )
+    figure.add_hline(y=1.0, line_dash="dash", line_color="grey")
+    return figure
 
 
 def _check_table(table: pd.DataFrame, columns: Sequence[str], name: str = "results") -> None:

@@ -1,0 +1,169 @@
+"""Losses compared at matched operating points, with confidence intervals over cases.
+
+A run of ``02_train_evaluate`` writes ``detection_rows.parquet``
+(:func:`workbench.metrics.detection_curves.region_rows` of its held-out cases, from the stored
+probabilities) and ``lesions.parquet`` (the argmax lesion table). Over a sweep, for each
+configuration (the grid values other than seed and fold; runs pooled, a case of each run
+counting as its own case), :func:`detection_table` gives, per region: AP, precision and recall
+at argmax, and recall at a matched precision, each with a percentile bootstrap interval over
+cases; :func:`paired_differences` compares every configuration with a baseline on the same
+(seed, fold, case) units and says when the difference is within the noise;
+:func:`curve_points` gives the PR and FROC curves to draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from workbench.metrics.detection_curves import (
+    at_precision,
+    at_threshold,
+    bootstrap_ci,
+    paired_bootstrap,
+    precision_recall,
+)
+
+__all__ = ["DETECTION_ROWS", "STATISTICS", "ci_label", "curve_points", "detection_table", "paired_differences", "unit_ids"]
+
+DETECTION_ROWS = "detection_rows.parquet"
+_REPLICATES = ("seed", "fold")
+
+
+def unit_ids(rows: pd.DataFrame) -> pd.Series:
+    """The resampling unit of each row: replicate values (seed, fold) and the case id."""
+    keys = [k for k in _REPLICATES if k in rows.columns]
+    parts = [rows[k].astype(str) for k in keys] + [rows["case_id"].astype(str)]
+    return parts[0].str.cat(parts[1:], sep="/") if len(parts) > 1 else parts[0]
+
+
+STATISTICS = ("ap", "argmax_precision", "argmax_recall", "matched_recall")
+"""What :func:`detection_table` and :func:`paired_differences` report, in this order."""
+
+
+def _statistics(precision: float, argmax_threshold: float) -> Callable[[pd.DataFrame], np.ndarray]:
+    """One function computing every statistic of :data:`STATISTICS` from one PR curve."""
+
+    def compute(rows: pd.DataFrame) -> np.ndarray:
+        curve = precision_recall(rows)
+        argmax = at_threshold(curve, argmax_threshold)
+        matched = at_precision(curve, precision)
+        return np.array([
+            curve.average_precision, argmax.precision, argmax.recall,
+            matched.recall if matched is not None else np.nan,
+        ])
+
+    return compute
+
+
+def detection_table(
+    rows: pd.DataFrame,
+    *,
+    precision: float = 0.85,
+    argmax_threshold: float = 0.5,
+    n_resamples: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per configuration and region: AP, argmax precision / recall, recall at ``precision``, with CIs.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Detection rows of a sweep with a ``config`` column (``collect_table`` + config labels).
+    precision, argmax_threshold : float
+    n_resamples, seed : int
+        Bootstrap over cases (95 % percentile intervals).
+
+    Returns
+    -------
+    DataFrame
+        ``config, region, n_cases, n_lesions`` and, for each statistic, its value and ``_low`` /
+        ``_high``: ``ap``, ``argmax_precision``, ``argmax_recall``, ``matched_recall``; plus
+        ``matched_threshold``.
+    """
+    statistics = _statistics(precision, argmax_threshold)
+    records = []
+    for (config, region), part in rows.assign(case_id=unit_ids(rows)).groupby(["config", "region"], sort=False):
+        curve = precision_recall(part)
+        point = at_precision(curve, precision)
+        record = {"config": config, "region": region, "n_cases": curve.n_cases, "n_lesions": curve.n_lesions}
+        values, lows, highs = bootstrap_ci(part, statistics, n_resamples=n_resamples, seed=seed)
+        for name, value, low, high in zip(STATISTICS, values, lows, highs):
+            record.update({name: float(value), f"{name}_low": float(low), f"{name}_high": float(high)})
+        record["matched_threshold"] = point.threshold if point is not None else float("nan")
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def paired_differences(
+    rows: pd.DataFrame,
+    baseline: str,
+    *,
+    precision: float = 0.85,
+    argmax_threshold: float = 0.5,
+    n_resamples: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Every configuration minus ``baseline`` on the same units, per region and statistic.
+
+    Returns
+    -------
+    DataFrame
+        ``config, region, statistic, difference, low, high, p_value, within_noise`` (True when
+        the 95 % interval contains 0, None when the statistic is undefined). Configurations that do not share the baseline's units are
+        skipped.
+    """
+    rows = rows.assign(case_id=unit_ids(rows))
+    statistics = _statistics(precision, argmax_threshold)
+    records = []
+    for region, part in rows.groupby("region", sort=False):
+        base = part[part["config"] == baseline]
+        for config, other in part[part["config"] != baseline].groupby("config", sort=False):
+            if set(other["case_id"]) != set(base["case_id"]):
+                continue
+            result = paired_bootstrap(other, base, statistics, n_resamples=n_resamples, seed=seed)
+            for k, name in enumerate(STATISTICS):
+                records.append({
+                    "config": config, "region": region, "statistic": name,
+                    **{key: float(result[key][k]) for key in ("difference", "low", "high", "p_value")},
+                    "within_noise": _flag(result["within_noise"][k]),
+                })
+    return pd.DataFrame(
+        records, columns=["config", "region", "statistic", "difference", "low", "high", "p_value", "within_noise"]
+    )
+
+
+def _flag(value: float) -> bool | None:
+    return None if np.isnan(value) else bool(value)
+
+
+def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """PR and FROC points per configuration and region, for plotting.
+
+    Returns
+    -------
+    DataFrame
+        ``config, region, threshold, precision, recall, fp_per_case``.
+    """
+    frames = []
+    for (config, region), part in rows.assign(case_id=unit_ids(rows)).groupby(["config", "region"], sort=False):
+        curve = precision_recall(part)
+        frames.append(pd.DataFrame({
+            "config": config, "region": region, "threshold": curve.thresholds, "precision": curve.precision,
+            "recall": curve.recall, "fp_per_case": curve.fp_per_case,
+        }))
+    columns = ["config", "region", "threshold", "precision", "recall", "fp_per_case"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def ci_label(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``value [low, high]`` strings of the named statistics, for reports."""
+    out = table[["config", "region"]].copy()
+    for name in names:
+        out[name] = [
+            "–" if not np.isfinite(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+            for v, lo, hi in zip(table[name], table[f"{name}_low"], table[f"{name}_high"])
+        ]
+    return out

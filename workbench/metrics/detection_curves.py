@@ -1,0 +1,562 @@
+"""Lesion-level operating points: candidates with confidences, PR and FROC curves, and the
+comparisons at matched precision that argmax alone hides.
+
+A model's probability map is turned into **lesion candidates** — the connected components of
+``probability ≥ floor``, each scored by its maximum (or mean) probability — and every candidate
+keeps its voxels at every operating threshold ``t``: the detections at ``t`` are the candidates
+whose confidence is ≥ ``t`` (a detection map, as PI-CAI defines it). Candidates are matched one
+to one to the reference lesions once, maximising the summed overlap (IoU or Dice) among pairs
+whose overlap is at least ``min_overlap`` (PI-CAI's rule). The result is one row per lesion
+(:func:`lesion_rows`):
+
+- a matched reference lesion: ``is_lesion = 1`` with its candidate's confidence;
+- a missed reference lesion: ``is_lesion = 1``, confidence 0 (never detected);
+- an unmatched candidate: ``is_lesion = 0`` with its confidence (a false positive when kept).
+
+From the rows of a set of cases: the precision–recall curve and average precision
+(:func:`precision_recall`), the FROC curve (sensitivity against false positives per case,
+:func:`froc`), the best-F1 point and the point at a matched precision
+(:func:`at_precision`): the largest recall whose precision is at least the target — exact, with
+no interpolation between points. Rows carry the lesion's size stratum (reference volume for
+lesions, the candidate's own volume for false positives), so every curve can be drawn per
+stratum with false positives attributed to a size. :func:`bootstrap_ci` and
+:func:`paired_bootstrap` give confidence intervals over cases and a paired comparison of two
+models on the same cases.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from workbench.metrics.matching import connected_components, overlap_table
+from workbench.metrics.panoptic import (
+    DEFAULT_SIZE_EDGES_MM3,
+    size_strata,
+    stratum_names,
+)
+
+__all__ = [
+    "CurvePoint",
+    "PrecisionRecall",
+    "at_precision",
+    "at_threshold",
+    "best_f1",
+    "bootstrap_ci",
+    "froc",
+    "lesion_candidates",
+    "lesion_rows",
+    "operating_points",
+    "paired_bootstrap",
+    "precision_recall",
+    "region_rows",
+    "volume_bias",
+]
+
+ROW_COLUMNS = ("case_id", "is_lesion", "confidence", "overlap", "volume_mm3", "stratum")
+
+
+def lesion_candidates(
+    probability: np.ndarray,
+    *,
+    floor: float = 0.1,
+    score: Literal["max", "mean"] = "max",
+    connectivity: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of ``probability ≥ floor`` and their confidences.
+
+    Parameters
+    ----------
+    probability : ndarray of float, shape (Y, X) or (Z, Y, X)
+        One class's (or region's) probability, values in [0, 1].
+    floor : float
+        In (0, 1]; the lowest operating threshold the candidates serve.
+    score : {"max", "mean"}
+        Confidence of a candidate: its maximum or mean probability.
+    connectivity : int, optional
+        Default full (26 in 3D, 8 in 2D).
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (*S)
+        Candidate ids ``1..N``.
+    confidences : ndarray of float64, shape (N,)
+
+    Raises
+    ------
+    ValueError
+        Probabilities outside [0, 1] or NaN, a floor outside (0, 1], an unknown score.
+    """
+    probability = np.asarray(probability, dtype=np.float64)
+    if probability.size and not (np.isfinite(probability).all() and probability.min() >= 0 and probability.max() <= 1):
+        raise ValueError("Expected `probability` values in [0, 1] (no NaN).")
+    if not 0 < floor <= 1:
+        raise ValueError(f"Expected `floor` in (0, 1], but got {floor!r}.")
+    if score not in ("max", "mean"):
+        raise ValueError(f"Expected `score` to be 'max' or 'mean', but got {score!r}.")
+    labels, count = connected_components(probability >= floor, connectivity=connectivity)
+    if count == 0:
+        return labels.astype(np.int32, copy=False), np.zeros(0)
+    reduce = ndimage.maximum if score == "max" else ndimage.mean
+    confidences = np.asarray(reduce(probability, labels, index=np.arange(1, count + 1)), dtype=np.float64)
+    return labels.astype(np.int32, copy=False), confidences
+
+
+def lesion_rows(
+    candidates: np.ndarray,
+    confidences: np.ndarray,
+    reference: np.ndarray,
+    *,
+    case_id: str | None = None,
+    spacing: tuple[float, ...] | None = None,
+    min_overlap: float = 0.1,
+    overlap: Literal["iou", "dice"] = "iou",
+    connectivity: int | None = None,
+    size_edges_mm3: Sequence[float] = DEFAULT_SIZE_EDGES_MM3,
+) -> pd.DataFrame:
+    """One row per reference lesion and unmatched candidate of one case (module docstring).
+
+    Parameters
+    ----------
+    candidates : ndarray of int, shape (*S)
+        Candidate ids ``1..N`` (:func:`lesion_candidates`, or any detection map's components).
+    confidences : ndarray of float, shape (N,)
+    reference : ndarray of bool, shape (*S)
+        The reference mask of the same class / region.
+    case_id : str, optional
+    spacing : tuple of float, optional
+        mm per axis, for volumes and strata (default 1).
+    min_overlap : float
+        A candidate can match a lesion only if their overlap is at least this.
+    overlap : {"iou", "dice"}
+    connectivity : int, optional
+        Of the reference lesions; default full.
+    size_edges_mm3 : sequence of float
+        Stratum edges.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``case_id, is_lesion, confidence, overlap, volume_mm3, stratum``.
+    """
+    candidates = np.asarray(candidates)
+    confidences = np.asarray(confidences, dtype=np.float64)
+    if candidates.shape != np.shape(reference):
+        raise ValueError(f"Expected `candidates` and `reference` of one shape, got {candidates.shape} and {np.shape(reference)}.")
+    if overlap not in ("iou", "dice"):
+        raise ValueError(f"Expected `overlap` to be 'iou' or 'dice', but got {overlap!r}.")
+    spacing = (1.0,) * candidates.ndim if spacing is None else tuple(float(s) for s in spacing)
+    ref_labels, n_ref = connected_components(np.asarray(reference, dtype=bool), connectivity=connectivity)
+    table = overlap_table(candidates, ref_labels)
+    if table.n_pred != confidences.size:
+        raise ValueError(f"Expected one confidence per candidate ({table.n_pred}), but got {confidences.size}.")
+    union = table.pred_sizes[table.pred_ids - 1] + table.ref_sizes[table.ref_ids - 1] - table.intersection
+    score = table.intersection / union if overlap == "iou" else table.dice
+    eligible = score >= min_overlap
+    matched_ref, matched_cand, matched_overlap = _max_overlap_matching(
+        table.ref_ids[eligible], table.pred_ids[eligible], score[eligible]
+    )
+    voxel = float(np.prod(spacing))
+    ref_volume = table.ref_sizes * voxel
+    cand_volume = table.pred_sizes * voxel
+    ref_conf = np.zeros(n_ref)
+    ref_overlap = np.zeros(n_ref)
+    ref_conf[matched_ref - 1] = confidences[matched_cand - 1]
+    ref_overlap[matched_ref - 1] = matched_overlap
+    unmatched = np.setdiff1d(np.arange(1, table.n_pred + 1), matched_cand)
+    volumes = np.concatenate([ref_volume, cand_volume[unmatched - 1]])
+    names = np.array(stratum_names(size_edges_mm3))
+    return pd.DataFrame(
+        {
+            "case_id": case_id,
+            "is_lesion": np.concatenate([np.ones(n_ref, dtype=np.int64), np.zeros(unmatched.size, dtype=np.int64)]),
+            "confidence": np.concatenate([ref_conf, confidences[unmatched - 1]]),
+            "overlap": np.concatenate([ref_overlap, np.zeros(unmatched.size)]),
+            "volume_mm3": volumes,
+            "stratum": names[size_strata(volumes, size_edges_mm3)] if volumes.size else np.array([], dtype=object),
+        },
+        columns=list(ROW_COLUMNS),
+    )
+
+
+@dataclass(frozen=True)
+class PrecisionRecall:
+    """A lesion-level precision–recall curve, one point per distinct confidence (descending).
+
+    Attributes
+    ----------
+    thresholds : ndarray of float64, shape (K,)
+        Operating thresholds, descending; detections are candidates with confidence ≥ threshold.
+    tp, fp : ndarray of int64, shape (K,)
+    precision, recall : ndarray of float64, shape (K,)
+    n_lesions, n_cases : int
+    average_precision : float
+        ``Σ_k (recall_k − recall_{k−1}) · precision_k`` (recall_0 = 0), NaN without lesions.
+    """
+
+    thresholds: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    n_lesions: int
+    n_cases: int
+    average_precision: float
+
+    @property
+    def fp_per_case(self) -> np.ndarray:
+        """False positives per case at each threshold (the FROC abscissa)."""
+        return self.fp / max(self.n_cases, 1)
+
+    @property
+    def f1(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.tp > 0, 2 * self.tp / (2 * self.tp + self.fp + (self.n_lesions - self.tp)), 0.0)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One operating point of a curve."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    fp_per_case: float
+
+
+def precision_recall(rows: pd.DataFrame, n_cases: int | None = None) -> PrecisionRecall:
+    """The precision–recall curve of a set of :func:`lesion_rows` (one case or many).
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Columns ``is_lesion``, ``confidence`` (and ``case_id``).
+    n_cases : int, optional
+        For false positives per case; default the number of distinct ``case_id``.
+
+    Returns
+    -------
+    PrecisionRecall
+    """
+    is_lesion = rows["is_lesion"].to_numpy(dtype=np.int64)
+    confidence = rows["confidence"].to_numpy(dtype=np.float64)
+    n_lesions = int(is_lesion.sum())
+    if n_cases is None:
+        n_cases = int(rows["case_id"].nunique()) if "case_id" in rows and len(rows) else 0
+    detected = confidence > 0  # confidence 0: a lesion no candidate found
+    order = np.argsort(-confidence[detected], kind="stable")
+    scores, hits = confidence[detected][order], is_lesion[detected][order]
+    tp_cum, fp_cum = np.cumsum(hits), np.cumsum(1 - hits)
+    last = np.r_[np.flatnonzero(np.diff(scores) != 0), scores.size - 1] if scores.size else np.zeros(0, dtype=np.int64)
+    tp, fp = tp_cum[last].astype(np.int64), fp_cum[last].astype(np.int64)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / n_lesions if n_lesions else np.full(tp.shape, np.nan)
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision)) if n_lesions else float("nan")
+    return PrecisionRecall(scores[last], tp, fp, precision, recall, n_lesions, n_cases, ap)
+
+
+def froc(curve: PrecisionRecall, fp_per_case: Sequence[float] = (0.125, 0.25, 0.5, 1, 2, 4, 8)) -> pd.DataFrame:
+    """Sensitivity at given false-positive rates per case: the highest recall whose FP/case ≤ each rate.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``fp_per_case, sensitivity, threshold`` (sensitivity 0 and threshold NaN where
+        no operating point has that few false positives).
+    """
+    rows = []
+    for rate in fp_per_case:
+        ok = np.flatnonzero(curve.fp_per_case <= rate)
+        if ok.size:
+            k = ok[np.argmax(curve.recall[ok])]
+            rows.append({"fp_per_case": float(rate), "sensitivity": float(curve.recall[k]), "threshold": float(curve.thresholds[k])})
+        else:
+            rows.append({"fp_per_case": float(rate), "sensitivity": 0.0, "threshold": float("nan")})
+    return pd.DataFrame(rows, columns=["fp_per_case", "sensitivity", "threshold"])
+
+
+def at_precision(curve: PrecisionRecall, precision: float) -> CurvePoint | None:
+    """The point with the largest recall among those whose precision is ≥ ``precision``.
+
+    Equal to reading the interpolated precision–recall curve (precision made non-increasing in
+    recall) at that precision; no interpolation between points is involved. None when no point
+    reaches the precision.
+    """
+    ok = np.flatnonzero(curve.precision >= precision)
+    if ok.size == 0:
+        return None
+    return _point(curve, int(ok[np.argmax(curve.recall[ok])]))
+
+
+def at_threshold(curve: PrecisionRecall, threshold: float) -> CurvePoint:
+    """The detections with confidence ≥ ``threshold`` (precision 1, recall 0 when there are none)."""
+    ok = np.flatnonzero(curve.thresholds >= threshold)
+    if ok.size == 0:
+        return CurvePoint(float(threshold), float("nan"), 0.0, 0.0, 0.0)
+    return _point(curve, int(ok[-1]))
+
+
+def best_f1(curve: PrecisionRecall) -> CurvePoint | None:
+    """The point with the largest lesion F1 (the lowest threshold among ties); None on an empty curve."""
+    if curve.thresholds.size == 0:
+        return None
+    f1 = curve.f1
+    return _point(curve, int(np.flatnonzero(f1 == f1.max())[-1]))
+
+
+def bootstrap_ci(
+    rows: pd.DataFrame,
+    statistic: Callable[[pd.DataFrame], float | np.ndarray],
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple:
+    """Percentile bootstrap over cases: ``(estimate, low, high)``.
+
+    Cases (``case_id``) are drawn with replacement, each keeping all its rows; ``statistic`` is
+    recomputed on every resample (NaN results are left out of the quantiles). A statistic that
+    returns an array gives arrays (one interval per element) from the same resamples.
+    """
+    groups = _groups(rows)
+    rng = np.random.default_rng(seed)
+    estimate = np.asarray(statistic(rows), dtype=np.float64)
+    values = np.array(
+        [statistic(_resample(rows, groups, rng.integers(0, len(groups), len(groups)))) for _ in range(n_resamples)],
+        dtype=np.float64,
+    )
+    low, high = _quantiles(values, level)
+    if estimate.ndim == 0:
+        return float(estimate), float(low), float(high)
+    return estimate, low, high
+
+
+def paired_bootstrap(
+    rows_a: pd.DataFrame,
+    rows_b: pd.DataFrame,
+    statistic: Callable[[pd.DataFrame], float | np.ndarray],
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Difference ``statistic(a) − statistic(b)`` of two models on the same cases, resampled in pairs.
+
+    Returns
+    -------
+    dict
+        ``difference``, ``low``, ``high`` (percentile interval), ``p_value`` (two-sided:
+        twice the smaller fraction of resampled differences on either side of 0) and
+        ``within_noise`` (1.0 when the interval contains 0, else 0.0; NaN when the statistic is
+        undefined in every resample); arrays for an array-valued statistic.
+
+    Raises
+    ------
+    ValueError
+        If the two row sets do not hold the same cases.
+    """
+    groups_a, groups_b = _groups(rows_a), _groups(rows_b)
+    if [c for c, _ in groups_a] != [c for c, _ in groups_b]:
+        raise ValueError("Expected both models' rows to hold the same cases (a paired comparison).")
+    rng = np.random.default_rng(seed)
+    difference = np.asarray(statistic(rows_a), dtype=np.float64) - np.asarray(statistic(rows_b), dtype=np.float64)
+    diffs = []
+    for _ in range(n_resamples):
+        pick = rng.integers(0, len(groups_a), len(groups_a))
+        diffs.append(np.asarray(statistic(_resample(rows_a, groups_a, pick)), dtype=np.float64)
+                     - np.asarray(statistic(_resample(rows_b, groups_b, pick)), dtype=np.float64))
+    diffs = np.asarray(diffs)
+    low, high = _quantiles(diffs, level)
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(diffs)
+        below = np.where(finite, diffs <= 0, False).sum(axis=0) / np.maximum(finite.sum(axis=0), 1)
+        above = np.where(finite, diffs >= 0, False).sum(axis=0) / np.maximum(finite.sum(axis=0), 1)
+    p_value = np.where(finite.any(axis=0), np.minimum(1.0, 2 * np.minimum(below, above)), np.nan)
+    within = np.where(np.isfinite(low) & np.isfinite(high), (low <= 0) & (0 <= high), np.nan)
+    result = {"difference": difference, "low": low, "high": high, "p_value": p_value, "within_noise": within}
+    if difference.ndim == 0:
+        return {key: float(value) for key, value in result.items()}
+    return result
+
+
+def _quantiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-element percentile interval of resampled values (first axis), NaNs left out."""
+    alpha = (1 - level) / 2
+    with warnings.catch_warnings():  # an element that is NaN in every resample stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(values, [alpha, 1 - alpha], axis=0) if len(values) else (np.nan, np.nan)
+    return np.asarray(low), np.asarray(high)
+
+
+def region_rows(
+    probabilities: np.ndarray,
+    channels: Sequence[str],
+    reference: np.ndarray,
+    *,
+    schema,
+    mode: Literal["softmax", "sigmoid"],
+    case_id: str | None = None,
+    spacing: tuple[float, ...] | None = None,
+    floor: float = 0.1,
+    min_overlap: float = 0.1,
+    size_edges_mm3: Sequence[float] = DEFAULT_SIZE_EDGES_MM3,
+) -> pd.DataFrame:
+    """:func:`lesion_rows` of every channel of one case, with a ``region`` column.
+
+    Parameters
+    ----------
+    probabilities : ndarray of float, shape (K, *S)
+        Foreground probabilities (``workbench.training.probabilities``): regions in sigmoid
+        mode, classes in softmax mode.
+    channels : sequence of str
+        Their names, as ``schema.foreground_names(mode)``.
+    reference : ndarray of int, shape (*S)
+        The reference label map.
+    schema : LabelSchema
+    mode : {"softmax", "sigmoid"}
+    """
+    names = tuple(schema.foreground_names(mode))
+    if tuple(channels) != names:
+        raise ValueError(f"Expected probability channels {names} for {schema.name!r} in {mode} mode, got {tuple(channels)}.")
+    if mode == "sigmoid":
+        masks = schema.to_region_masks(reference)
+    else:
+        classes = schema.to_class_map(reference)
+        masks = np.stack([classes == k for k in range(1, len(names) + 1)])
+    parts = []
+    for name, probability, mask in zip(names, probabilities, masks):
+        labels, confidences = lesion_candidates(probability, floor=floor)
+        rows = lesion_rows(labels, confidences, mask, case_id=case_id, spacing=spacing, min_overlap=min_overlap,
+                           size_edges_mm3=size_edges_mm3)
+        parts.append(rows.assign(region=name))
+    return pd.concat(parts, ignore_index=True)
+
+
+def operating_points(
+    rows: pd.DataFrame,
+    *,
+    precision: float = 0.85,
+    argmax_threshold: float = 0.5,
+    fp_per_case: float = 1.0,
+    n_cases: int | None = None,
+) -> pd.DataFrame:
+    """Detection metrics at argmax, at each curve's best F1 and at a matched precision.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        :func:`region_rows` of one model over cases (``case_id``, ``region``, ``stratum``, ...).
+    precision : float
+        The matched precision (the multi-class study compares losses at 0.85–0.88).
+    argmax_threshold : float
+        The threshold argmax corresponds to (0.5 for sigmoid regions). Candidates keep their
+        geometry at the floor, so this reproduces argmax's detections only up to how lesions
+        above the floor join.
+    fp_per_case : float
+        The FROC point reported (``sensitivity_at_fp``).
+    n_cases : int, optional
+        Default: the number of distinct ``case_id``.
+
+    Returns
+    -------
+    DataFrame
+        One row per region and stratum (``all`` first, then each size stratum; a stratum's false
+        positives are those of its own size): ``n_lesions, ap``, ``argmax_*``, ``best_f1_*`` and
+        ``matched_*`` (``threshold, precision, recall, f1``; NaN when the precision is never
+        reached) and ``sensitivity_at_fp``.
+    """
+    n_cases = int(rows["case_id"].nunique()) if n_cases is None else n_cases
+    records = []
+    for region, part in rows.groupby("region", sort=False):
+        by_size = part.groupby("stratum")["volume_mm3"].min().sort_values().index  # strata from small to large
+        for stratum in ["all", *by_size]:
+            subset = part if stratum == "all" else part[part["stratum"] == stratum]
+            curve = precision_recall(subset, n_cases=n_cases)
+            record = {"region": region, "stratum": stratum, "n_lesions": curve.n_lesions, "ap": curve.average_precision}
+            for prefix, point in (
+                ("argmax", at_threshold(curve, argmax_threshold)),
+                ("best_f1", best_f1(curve)),
+                ("matched", at_precision(curve, precision)),
+            ):
+                for field in ("threshold", "precision", "recall", "f1"):
+                    record[f"{prefix}_{field}"] = getattr(point, field) if point is not None else float("nan")
+            record["sensitivity_at_fp"] = float(froc(curve, (fp_per_case,))["sensitivity"].iloc[0])
+            records.append(record)
+    return pd.DataFrame(records)
+
+
+def volume_bias(lesions: pd.DataFrame, size_edges_mm3: Sequence[float] = DEFAULT_SIZE_EDGES_MM3) -> pd.DataFrame:
+    """Predicted / true volume of the detected lesions, per region and size stratum.
+
+    Parameters
+    ----------
+    lesions : DataFrame
+        :func:`workbench.metrics.lesion_table` rows (columns ``region, status, ref_mm3, pred_mm3``
+        and ``threshold``): the argmax predictions' matched lesions.
+
+    Returns
+    -------
+    DataFrame
+        ``region, stratum, n, volume_ratio`` (Σ predicted / Σ true volume of the TP pairs) and
+        ``median_ratio`` (the median of the per-lesion ratios); strata by true volume, ``all`` first.
+    """
+    matched = lesions[lesions["status"] == "TP"]
+    if "threshold" in matched and matched["threshold"].nunique() > 1:
+        matched = matched[matched["threshold"] == matched["threshold"].min()]
+    names = np.array(stratum_names(size_edges_mm3))
+    matched = matched.assign(stratum=names[size_strata(matched["ref_mm3"].to_numpy(), size_edges_mm3)] if len(matched) else [])
+    records = []
+    for region, part in matched.groupby("region", sort=False):
+        for stratum in ["all", *[n for n in names if n in set(part["stratum"])]]:
+            subset = part if stratum == "all" else part[part["stratum"] == stratum]
+            records.append({
+                "region": region, "stratum": stratum, "n": len(subset),
+                "volume_ratio": float(subset["pred_mm3"].sum() / subset["ref_mm3"].sum()),
+                "median_ratio": float((subset["pred_mm3"] / subset["ref_mm3"]).median()),
+            })
+    return pd.DataFrame(records, columns=["region", "stratum", "n", "volume_ratio", "median_ratio"])
+
+
+def _point(curve: PrecisionRecall, k: int) -> CurvePoint:
+    return CurvePoint(
+        threshold=float(curve.thresholds[k]), precision=float(curve.precision[k]), recall=float(curve.recall[k]),
+        f1=float(curve.f1[k]), fp_per_case=float(curve.fp_per_case[k]),
+    )
+
+
+def _max_overlap_matching(ref_ids: np.ndarray, cand_ids: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One-to-one matching maximising the summed overlap among eligible pairs."""
+    if ref_ids.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    refs, r = np.unique(ref_ids, return_inverse=True)
+    cands, c = np.unique(cand_ids, return_inverse=True)
+    weight = np.zeros((refs.size, cands.size))
+    weight[r, c] = score
+    rows, cols = linear_sum_assignment(weight, maximize=True)
+    keep = weight[rows, cols] > 0
+    return refs[rows[keep]], cands[cols[keep]], weight[rows[keep], cols[keep]]
+
+
+def _groups(rows: pd.DataFrame) -> list[tuple[object, np.ndarray]]:
+    """(case id, positions of its rows), cases sorted by id."""
+    codes, cases = pd.factorize(rows["case_id"], sort=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(cases) + 1))
+    return [(case, order[bounds[i] : bounds[i + 1]]) for i, case in enumerate(cases)]
+
+
+def _resample(rows: pd.DataFrame, groups: list[tuple[object, np.ndarray]], pick: np.ndarray) -> pd.DataFrame:
+    """The rows of the picked cases (with repeats), each draw a case of its own (``case_id`` = draw index)."""
+    positions = [groups[i][1] for i in pick]
+    sample = rows.iloc[np.concatenate(positions)].copy() if positions else rows.iloc[:0].copy()
+    sample["case_id"] = np.repeat(np.arange(len(pick)), [len(p) for p in positions])
+    return sample
