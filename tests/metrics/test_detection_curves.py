@@ -12,6 +12,7 @@ from workbench.metrics.detection_curves import (
     at_precision,
     best_f1,
     bootstrap_ci,
+    bootstrap_mean_ci,
     froc,
     lesion_candidates,
     lesion_rows,
@@ -180,3 +181,13 @@ def test_volume_bias_is_predicted_over_true_volume_of_detected_lesions():
     table = volume_bias(lesions).set_index("stratum")
     assert table.loc["all", "volume_ratio"] == pytest.approx(1840 / 2050) and table.loc["all", "n"] == 2
     assert table.loc["<100", "volume_ratio"] == pytest.approx(0.8) and table.loc[">=1000", "median_ratio"] == pytest.approx(0.9)
+
+
+def test_vectorised_mean_interval_matches_the_general_bootstrap():
+    values = np.random.default_rng(3).normal(size=40)
+    rows = pd.DataFrame({"case_id": [f"c{i:02d}" for i in range(40)], "value": values})
+    general = bootstrap_ci(rows, lambda r: r["value"].mean(), n_resamples=2000, seed=5)
+    fast = bootstrap_mean_ci(values, n_resamples=2000, seed=7)
+    assert fast[0] == pytest.approx(values.mean())
+    assert fast[1] == pytest.approx(general[1], abs=0.05) and fast[2] == pytest.approx(general[2], abs=0.05)
+    assert np.isnan(bootstrap_mean_ci(np.array([np.nan]))[0])

@@ -65,8 +65,10 @@ def detection_table(
     argmax_threshold: float = 0.5,
     n_resamples: int = 200,
     seed: int = 0,
+    by_stratum: bool = True,
 ) -> pd.DataFrame:
-    """Per configuration and region: AP, argmax precision / recall, recall at ``precision``, with CIs.
+    """Per configuration, region and size stratum: AP, argmax precision / recall, recall at
+    ``precision``, with CIs.
 
     Parameters
     ----------
@@ -75,25 +77,36 @@ def detection_table(
     precision, argmax_threshold : float
     n_resamples, seed : int
         Bootstrap over cases (95 % percentile intervals).
+    by_stratum : bool
+        Also one row per size stratum (after ``all``): lesions by reference volume, false
+        positives by their own volume, so a stratum's precision counts the FPs of its size.
 
     Returns
     -------
     DataFrame
-        ``config, region, n_cases, n_lesions`` and, for each statistic, its value and ``_low`` /
+        ``config, region, stratum, n_cases, n_lesions`` and, for each statistic, its value and ``_low`` /
         ``_high``: ``ap``, ``argmax_precision``, ``argmax_recall``, ``matched_recall``; plus
         ``matched_threshold``.
     """
     statistics = _statistics(precision, argmax_threshold)
     records = []
-    for (config, region), part in rows.assign(case_id=unit_ids(rows)).groupby(["config", "region"], sort=False):
-        curve = precision_recall(part)
-        point = at_precision(curve, precision)
-        record = {"config": config, "region": region, "n_cases": curve.n_cases, "n_lesions": curve.n_lesions}
-        values, lows, highs = bootstrap_ci(part, statistics, n_resamples=n_resamples, seed=seed)
-        for name, value, low, high in zip(STATISTICS, values, lows, highs):
-            record.update({name: float(value), f"{name}_low": float(low), f"{name}_high": float(high)})
-        record["matched_threshold"] = point.threshold if point is not None else float("nan")
-        records.append(record)
+    rows = rows.assign(case_id=unit_ids(rows))
+    for (config, region), part in rows.groupby(["config", "region"], sort=False):
+        n_cases = int(part["case_id"].nunique())
+        strata = ["all"]
+        if by_stratum and "stratum" in part:
+            strata += list(part.groupby("stratum")["volume_mm3"].min().sort_values().index)
+        for stratum in strata:
+            subset = part if stratum == "all" else part[part["stratum"] == stratum]
+            curve = precision_recall(subset, n_cases=n_cases)
+            point = at_precision(curve, precision)
+            record = {"config": config, "region": region, "stratum": stratum, "n_cases": n_cases,
+                      "n_lesions": curve.n_lesions}
+            values, lows, highs = bootstrap_ci(subset, statistics, n_resamples=n_resamples, seed=seed)
+            for name, value, low, high in zip(STATISTICS, values, lows, highs):
+                record.update({name: float(value), f"{name}_low": float(low), f"{name}_high": float(high)})
+            record["matched_threshold"] = point.threshold if point is not None else float("nan")
+            records.append(record)
     return pd.DataFrame(records)
 
 
@@ -160,7 +173,7 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
 
 def ci_label(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """``value [low, high]`` strings of the named statistics, for reports."""
-    out = table[["config", "region"]].copy()
+    out = table[[c for c in ("config", "region", "stratum") if c in table]].copy()
     for name in names:
         out[name] = [
             "–" if not np.isfinite(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"

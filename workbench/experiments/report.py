@@ -146,11 +146,13 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     overall = results[results["stratum"].eq("all") & results["region"].ne("mean")] if len(results) else results
     dice = overall[overall["metric"].eq("dice")]
     if len(dice):
-        means = dice.groupby(["config", "region"], sort=False)["value"].mean().reset_index()
-        table = _wide(means, "region")
+        table = _wide(_means_with_ci(dice, "region"), "region")
         table["runs"] = dice.groupby("config", sort=False)["run_id"].nunique().reindex(table.index)
         sections += [
-            "<h2>Mean region Dice</h2><p>Mean over cases and over the runs (seeds, folds) of each configuration.</p>",
+            (
+                "<h2>Mean region Dice</h2><p>Mean over cases and over the runs (seeds, folds) of each "
+                "configuration; brackets: 95 % bootstrap interval over the (seed, fold, case) units.</p>"
+            ),
             table.to_html(float_format="%.3f"),
         ]
         figures.append(metric_bars(dice, "dice"))
@@ -158,9 +160,11 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         rows = overall[overall["metric"].eq(metric)]
         if not len(rows):
             continue
-        means = rows.groupby(["config", "region", "threshold"], sort=False)["value"].mean().reset_index()
-        wide = means.assign(column=means["region"] + "@" + means["threshold"].map("{:g}".format))
-        sections += [f"<h2>Mean {title} (region @ matching threshold)</h2>", _wide(wide, "column").to_html(float_format="%.3f")]
+        labelled = rows.assign(column=rows["region"] + "@" + rows["threshold"].map("{:g}".format))
+        sections += [
+            f"<h2>Mean {title} (region @ matching threshold)</h2>",
+            _wide(_means_with_ci(labelled, "column"), "column").to_html(float_format="%.3f"),
+        ]
         if metric == "pq":
             figures.append(threshold_lines(rows, "pq"))
     if not len(results):
@@ -204,15 +208,16 @@ def _detection_sections(sweep_dir: Path, config_keys: list[str]) -> tuple[list[s
         rows = rows.assign(config=_config_labels(rows, config_keys))
         table = detection_table(rows, precision=MATCHED_PRECISION)
         shown = ci_label(table, ["ap", "argmax_precision", "argmax_recall", "matched_recall"])
-        shown.insert(2, "matched_threshold", table["matched_threshold"].round(3))
-        shown.insert(2, "lesions", table["n_lesions"])
+        shown.insert(3, "matched_threshold", table["matched_threshold"].round(3))
+        shown.insert(3, "lesions", table["n_lesions"])
         sections += [
             f"<h2>Detection at argmax and at matched precision {MATCHED_PRECISION:g}</h2>",
             (
                 "<p>Lesion candidates are the components of each region's probability above 0.1, scored by "
                 "their maximum; argmax keeps those scoring ≥ 0.5. <i>matched_recall</i> is the largest recall "
                 f"at precision ≥ {MATCHED_PRECISION:g} (– when never reached). Brackets: 95 % bootstrap intervals "
-                "over cases (each run's cases pooled).</p>"
+                "over cases (each run's cases pooled). Size strata: lesions by their reference volume (mm³), "
+                "false positives by their own volume.</p>"
             ),
             shown.to_html(index=False),
         ]
@@ -251,6 +256,21 @@ def _detection_sections(sweep_dir: Path, config_keys: list[str]) -> tuple[list[s
             ]
             figures.append(volume_bias_bars(bias))
     return sections, figures
+
+
+def _means_with_ci(rows: pd.DataFrame, column: str, n_resamples: int = 1000) -> pd.DataFrame:
+    """``config, <column>, value`` where value is "mean [low, high]" over the (seed, fold, case) units."""
+    from workbench.experiments.detection import unit_ids
+    from workbench.metrics.detection_curves import bootstrap_mean_ci
+
+    rows = rows.assign(case_id=unit_ids(rows))
+    records = []
+    for (config, key), part in rows.groupby(["config", column], sort=False):
+        units = part.groupby("case_id", sort=True)["value"].mean()  # one value per unit
+        mean, low, high = bootstrap_mean_ci(units.to_numpy(), n_resamples=n_resamples)
+        text = "–" if not pd.notna(mean) else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+        records.append({"config": config, column: key, "value": text})
+    return pd.DataFrame(records, columns=["config", column, "value"])
 
 
 def _order_first(values: pd.Series) -> str:

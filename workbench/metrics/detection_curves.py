@@ -50,6 +50,7 @@ __all__ = [
     "at_threshold",
     "best_f1",
     "bootstrap_ci",
+    "bootstrap_mean_ci",
     "froc",
     "lesion_candidates",
     "lesion_rows",
@@ -337,6 +338,23 @@ def bootstrap_ci(
     if estimate.ndim == 0:
         return float(estimate), float(low), float(high)
     return estimate, low, high
+
+
+def bootstrap_mean_ci(
+    values: np.ndarray, *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """:func:`bootstrap_ci` of the mean of one value per case, vectorised: ``(mean, low, high)``.
+
+    NaN values are left out; NaN everywhere when none is left.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_resamples, values.size))].mean(axis=1)
+    low, high = _quantiles(means, level)
+    return float(values.mean()), float(low), float(high)
 
 
 def paired_bootstrap(
