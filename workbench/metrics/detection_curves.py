@@ -19,7 +19,10 @@ From the rows of a set of cases: the precision–recall curve and average precis
 (:func:`at_precision`): the largest recall whose precision is at least the target — exact, with
 no interpolation between points. Rows carry the lesion's size stratum (reference volume for
 lesions, the candidate's own volume for false positives), so every curve can be drawn per
-stratum with false positives attributed to a size. :func:`bootstrap_ci` and
+stratum with false positives attributed to a size. A poorly calibrated model whose probability
+stays between the floor and 0.5 over wide areas merges lesions into a few large candidates that
+overlap no lesion enough: its curve is then empty even where argmax finds lesions (the demo's
+undertrained models show this). :func:`bootstrap_ci` and
 :func:`paired_bootstrap` give confidence intervals over cases and a paired comparison of two
 models on the same cases.
 """
@@ -36,6 +39,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from workbench.labels import LabelSchema
 from workbench.metrics.matching import connected_components, overlap_table
 from workbench.metrics.panoptic import (
     DEFAULT_SIZE_EDGES_MM3,
@@ -419,7 +423,7 @@ def region_rows(
     channels: Sequence[str],
     reference: np.ndarray,
     *,
-    schema,
+    schema: LabelSchema,
     mode: Literal["softmax", "sigmoid"],
     case_id: str | None = None,
     spacing: tuple[float, ...] | None = None,
