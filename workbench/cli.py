@@ -12,6 +12,10 @@ import pandas as pd
 
 __all__ = ["main"]
 
+# `workbench evaluate`'s defaults, which `--preset` replaces (so it can tell whether they were given)
+_THRESHOLDS = (0.1, 0.3, 0.5)
+_CONNECTIVITY = 26
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``workbench`` console script; returns the exit status."""
@@ -119,9 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--regions", nargs="+", default=None, help="regions to evaluate; default all of the schema's")
     evaluate.add_argument("--split", default=None, help="only the reference cases of this split (e.g. val); default all")
     evaluate.add_argument(
-        "--thresholds", type=float, nargs="+", default=[0.1, 0.3, 0.5], help="pair-Dice matching thresholds"
+        "--thresholds", type=float, nargs="+", default=list(_THRESHOLDS), help="pair-Dice matching thresholds"
     )
-    evaluate.add_argument("--connectivity", type=int, default=26, help="6/18/26 (3D), 4/8 (2D); default 26")
+    evaluate.add_argument(
+        "--connectivity", type=int, default=_CONNECTIVITY, help=f"6/18/26 (3D), 4/8 (2D); default {_CONNECTIVITY}"
+    )
     evaluate.add_argument(
         "--workers", type=int, default=_available_cores(), help="worker processes (default: the usable CPU cores)"
     )
@@ -452,7 +458,7 @@ def _run_scoring(args: argparse.Namespace) -> int:
 
     fixed = [name for name, value, default in (
         ("--schema", args.schema, None), ("--regions", args.regions, None),
-        ("--thresholds", args.thresholds, [0.1, 0.3, 0.5]), ("--connectivity", args.connectivity, 26),
+        ("--thresholds", args.thresholds, list(_THRESHOLDS)), ("--connectivity", args.connectivity, _CONNECTIVITY),
     ) if value != default]
     if fixed:
         raise ValueError(f"--preset fixes the regions, matching and connectivity; drop {', '.join(fixed)}.")

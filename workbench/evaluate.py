@@ -66,6 +66,7 @@ __all__ = [
     "match_cases",
     "resolve_schema",
     "run_evaluation",
+    "select_split",
     "summarise",
     "write_tables",
 ]
@@ -374,12 +375,7 @@ def run_evaluation(
     ``outputs``; when failed ``error``. NaN values are written as ``null``.
     """
     start = time.perf_counter()
-    manifest = _reference_manifest(reference)
-    if split is not None:
-        try:
-            manifest = replace(manifest, cases=manifest.split(split))
-        except KeyError as error:
-            raise CaseMatchError(error.args[0]) from None
+    manifest = select_split(_reference_manifest(reference), split)
     options = _checked_options(
         manifest.schema if schema is None else schema, regions, thresholds, connectivity, workers
     )
@@ -434,6 +430,22 @@ def run_evaluation(
 
 
 # --------------------------------------------------------------------------- matching
+
+
+def select_split(manifest: Manifest, split: str | None) -> Manifest:
+    """``manifest`` restricted to the cases of ``split`` (unchanged for None).
+
+    Raises
+    ------
+    CaseMatchError
+        If no case is in that split; the message lists the splits there are.
+    """
+    if split is None:
+        return manifest
+    try:
+        return replace(manifest, cases=manifest.split(split))
+    except KeyError as error:
+        raise CaseMatchError(error.args[0]) from None
 
 
 def _reference_manifest(reference: Manifest | str | os.PathLike[str]) -> Manifest:

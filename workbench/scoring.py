@@ -22,7 +22,6 @@ import os
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,7 +32,7 @@ from workbench._io import atomic_write
 from workbench._runinfo import json_safe, package_versions, utc_now, write_json
 from workbench.data.manifest import load_manifest
 from workbench.data.nifti import load_label
-from workbench.evaluate import CaseMatchError, CasePair, EvaluationError, match_cases
+from workbench.evaluate import CasePair, EvaluationError, match_cases, select_split
 from workbench.metrics.challenge import (
     ChallengePreset,
     get_preset,
@@ -171,13 +170,7 @@ def run_scoring(
     """
     start = time.perf_counter()
     preset = get_preset(preset)
-    manifest = load_manifest(reference)
-    if split is not None:
-        try:
-            manifest = replace(manifest, cases=manifest.split(split))
-        except KeyError as error:
-            raise CaseMatchError(error.args[0]) from None
-    pairs = match_cases(pred, manifest)
+    pairs = match_cases(pred, select_split(load_manifest(reference), split))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {
