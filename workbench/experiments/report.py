@@ -153,7 +153,7 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
                 "<h2>Mean region Dice</h2><p>Mean over cases and over the runs (seeds, folds) of each "
                 "configuration; brackets: 95 % bootstrap interval over the (seed, fold, case) units.</p>"
             ),
-            table.to_html(float_format="%.3f"),
+            table.to_html(float_format="{:.3f}".format),
         ]
         figures.append(metric_bars(dice, "dice"))
     for metric, title in (("pq", "PQ"), ("rq", "RQ"), ("sq", "SQ")):
@@ -163,7 +163,7 @@ def write_report(sweep_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         labelled = rows.assign(column=rows["region"] + "@" + rows["threshold"].map("{:g}".format))
         sections += [
             f"<h2>Mean {title} (region @ matching threshold)</h2>",
-            _wide(_means_with_ci(labelled, "column"), "column").to_html(float_format="%.3f"),
+            _wide(_means_with_ci(labelled, "column"), "column").to_html(float_format="{:.3f}".format),
         ]
         if metric == "pq":
             figures.append(threshold_lines(rows, "pq"))
@@ -233,7 +233,7 @@ def _detection_sections(sweep_dir: Path, config_keys: list[str]) -> tuple[list[s
                     "<p>Paired bootstrap over the same (seed, fold, case) units; a difference is beyond the noise "
                     "when its 95 % interval excludes 0.</p>"
                 ),
-                differences.drop(columns="within_noise").to_html(index=False, float_format="%.3f"),
+                differences.drop(columns="within_noise").to_html(index=False, float_format="{:.3f}".format),
             ]
         points = curve_points(rows)
         figures += [pr_curves(points), froc_curves(points)]
@@ -252,7 +252,7 @@ def _detection_sections(sweep_dir: Path, config_keys: list[str]) -> tuple[list[s
                     "per size stratum of the true volume.</p>"
                 ),
                 bias.pivot_table(index="config", columns=["region", "stratum"], values="volume_ratio", sort=False)
-                .to_html(float_format="%.3f"),
+                .to_html(float_format="{:.3f}".format),
             ]
             figures.append(volume_bias_bars(bias))
     return sections, figures
