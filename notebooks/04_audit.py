@@ -27,6 +27,9 @@
 # The same view from a shell: `workbench audit RUN_DIR --case CASE_ID`.
 # napari needs a display; with `open_viewer = False` (headless, e.g. under papermill) the notebook
 # stops after the tables, and `screenshot` saves a PNG of the view instead of leaving it open.
+# In JupyterLab (`workbench lab`; relative paths start in the folder it was started from) the view
+# opens in its own window and stays responsive between cells: the kernel runs Qt's event loop
+# (`%gui qt`), so `viewer` can be driven from the next cell.
 
 # %% tags=["parameters"]
 run_dir: str = "runs/demo/losses/iwl_blob-a1.0-b1.0-s0"  # a run folder
@@ -102,8 +105,12 @@ table.pivot_table(index="region", columns="status", values="id", aggfunc="count"
 # %%
 print(f"From a shell: workbench audit {run_dir} --case {case.id}")
 if open_viewer:
+    from IPython import get_ipython
+
     from workbench.viz.audit import audit_viewer, save_screenshot
 
+    if get_ipython() is not None:
+        get_ipython().run_line_magic("gui", "qt")  # Qt events run while the kernel waits for the next cell
     viewer = audit_viewer(source, threshold=threshold, show=True)
     if screenshot is not None:
         save_screenshot(viewer, screenshot)

@@ -227,6 +227,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="go to the first lesion in the table, save a screenshot of the window and exit")
     audit.set_defaults(run=_run_audit)
 
+    lab = commands.add_parser(
+        "lab",
+        help="JupyterLab on the notebooks, with this environment as their kernel",
+        description="Start JupyterLab on the workbench notebooks (the checkout's notebooks/ folder) with this "
+        "Python environment as the notebooks' python3 kernel, and print its address (127.0.0.1, with a token). "
+        "Kernels start in the current directory, so relative paths in a notebook (runs/...) mean what they mean "
+        "on the command line. Ctrl-C stops the server and its kernels.",
+    )
+    lab.add_argument("--dir", type=Path, default=None, help="notebooks folder (default: the checkout's notebooks/)")
+    lab.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.set_defaults(run=_run_lab)
+
     export = commands.add_parser(
         "export-nnunet",
         help="write a manifest as an nnU-Net v2 raw dataset",
@@ -385,6 +398,23 @@ def _run_audit(args: argparse.Namespace) -> int:
     import napari
 
     napari.run()
+    return 0
+
+
+def _run_lab(args: argparse.Namespace) -> int:
+    from workbench.lab import start_lab
+
+    print("Starting JupyterLab ...", flush=True)
+    lab = start_lab(args.dir, port=args.port, open_browser=not args.no_browser)
+    print(f"\nJupyterLab is serving {lab.root_dir}; kernels start in {Path.cwd()}.\n"
+          f"Open the loss explorer:\n\n    {lab.notebook_url('01_loss_explorer.ipynb')}\n\n"
+          f"or the lab: {lab.url}\nCtrl-C stops it.", flush=True)
+    try:
+        lab.process.wait()
+    except KeyboardInterrupt:
+        print("Stopping JupyterLab ...", file=sys.stderr)
+    finally:
+        lab.stop()
     return 0
 
 

@@ -11,7 +11,11 @@ import pytest
 from workbench.cli import main
 from workbench.data.nifti import load_label, save_nifti
 
-SUBCOMMANDS = [["demo"], ["summary"], ["phantoms"], ["manifest"], ["manifest", "brats-mets"], ["instances"]]
+SUBCOMMANDS = [
+    ["demo"], ["summary"], ["phantoms"], ["manifest"], ["manifest", "brats-mets"], ["instances"], ["evaluate"],
+    ["perturb"], ["train"], ["predict"], ["sweep"], ["report"], ["audit"], ["lab"], ["export-nnunet"],
+    ["nnunet-trainers"],
+]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
@@ -88,14 +92,12 @@ def test_python_dash_m_runs_the_cli():
     assert result.returncode == 2 and "demo" in result.stdout
 
 
-def test_quick_demo_writes_a_report_with_a_row_per_loss(tmp_path, capsys):
+def test_quick_demo_writes_a_report_with_a_row_per_loss(quick_demo):
     from workbench.experiments import collect_results
     from workbench.experiments.demo import DEMO_LOSSES
 
-    assert main(["demo", "--quick", "-o", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
+    out, sweep_dir = quick_demo
     assert "report:" in out and all(loss in out for loss in DEMO_LOSSES)
-    sweep_dir = tmp_path / "demo" / "losses"
     assert (sweep_dir / "report.html").is_file()
     results = collect_results(sweep_dir)
     assert sorted(results["loss"].unique()) == sorted(DEMO_LOSSES)

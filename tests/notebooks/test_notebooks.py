@@ -78,11 +78,19 @@ def test_notebook_and_py_pair_are_in_sync(path):
 
 
 def test_loss_explorer_runs_headless(tmp_path):
-    out = execute("01_loss_explorer", tmp_path, shape=[32, 32, 32], loss="cc", dilate=1, miss_below=5)
+    out = execute("01_loss_explorer", tmp_path, shape=[32, 32, 32], loss="cc", dilate=1, miss_below=5,
+                  interactive=False)
     errors = [o for c in out.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     plots = [o for c in out.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
-    assert plots
+    assert len(plots) == 2  # component bars and gradient slices
+
+
+def test_loss_explorer_builds_its_widget_by_default(tmp_path):
+    out = execute("01_loss_explorer", tmp_path, shape=[32, 32, 32])
+    views = [o for c in out.cells for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1  # one box: controls, values, table and the two figures
 
 
 @pytest.mark.parametrize(("parameter", "value"), [("loss", "dc_ce"), ("region", "XX")])

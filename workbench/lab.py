@@ -1,0 +1,214 @@
+"""JupyterLab on the workbench notebooks, with this Python environment as their kernel (``workbench lab``).
+
+The notebooks name the kernel ``python3``. A ``python3`` kernelspec elsewhere on the machine (a
+user-level one pointing at another Python) would otherwise win, so :func:`start_lab` writes its
+own ``python3`` kernelspec for ``sys.executable`` into a temporary folder put first on
+``JUPYTER_PATH``: the notebooks always run where the package is installed. Its kernels start in
+the *project directory* (where ``workbench lab`` was started, by default), so relative paths in a
+notebook — ``runs/demo/...`` — mean what they mean on the command line and under papermill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+__all__ = ["KERNEL_DISPLAY_NAME", "Lab", "default_notebooks_dir", "free_port", "running_lab", "start_lab", "write_kernelspec"]
+
+KERNEL_DISPLAY_NAME = "Python 3 (workbench)"
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab server.
+
+    Attributes
+    ----------
+    url : str
+        The lab's address with its token, ``http://127.0.0.1:<port>/lab?token=<token>``.
+    port : int
+    token : str
+    root_dir : Path
+        The folder the lab serves (the notebooks).
+    process : subprocess.Popen
+    """
+
+    url: str
+    port: int
+    token: str
+    root_dir: Path
+    process: subprocess.Popen
+    _kernel_dir: Path
+
+    def notebook_url(self, name: str) -> str:
+        """The address that opens notebook ``name`` (a path relative to ``root_dir``)."""
+        return f"http://127.0.0.1:{self.port}/lab/tree/{name}?token={self.token}"
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Shut the server and its kernels down (SIGTERM, then SIGKILL after ``timeout`` s); idempotent."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self._kernel_dir, ignore_errors=True)
+
+
+def default_notebooks_dir() -> Path:
+    """The ``notebooks/`` folder of the checkout the package is installed from (``pip install -e .``).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the package is not installed from a checkout that has it (pass ``--dir`` then).
+    """
+    path = Path(__file__).resolve().parents[1] / "notebooks"
+    if not (path / "01_loss_explorer.ipynb").is_file():
+        raise FileNotFoundError(
+            f"No workbench notebooks at {path}: the package is not installed from a checkout "
+            "(pip install -e .). Pass the notebooks folder with --dir."
+        )
+    return path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_kernelspec(directory: Path, project_dir: Path) -> Path:
+    """Write a ``python3`` kernelspec for this interpreter under ``directory/kernels/python3``.
+
+    Its kernels run ``sys.executable`` and start in ``project_dir``. Returns the kernel.json path.
+    """
+    spec_dir = Path(directory) / "kernels" / "python3"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [
+            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            f"--IPKernelApp.exec_lines=__import__('os').chdir({str(Path(project_dir).resolve())!r})",
+        ],
+        "display_name": KERNEL_DISPLAY_NAME,
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    path = spec_dir / "kernel.json"
+    path.write_text(json.dumps(spec, indent=1))
+    return path
+
+
+def start_lab(
+    root_dir: Path | None = None,
+    *,
+    project_dir: Path | None = None,
+    port: int | None = None,
+    token: str | None = None,
+    open_browser: bool = False,
+    extra_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    log: IO | None = None,
+    timeout: float = 120.0,
+) -> Lab:
+    """Start JupyterLab on ``root_dir`` and return once it answers.
+
+    Parameters
+    ----------
+    root_dir : Path, optional
+        The folder served; default :func:`default_notebooks_dir`.
+    project_dir : Path, optional
+        Where kernels start; default the current directory.
+    port : int, optional
+        Default: a free port. The server listens on 127.0.0.1 only.
+    token : str, optional
+        Default: a random one.
+    open_browser : bool
+        Let JupyterLab open the system browser.
+    extra_args : tuple of str
+        More JupyterLab options (``--LabApp.…``).
+    env : dict, optional
+        Extra environment variables for the server and its kernels.
+    log : file, optional
+        Where the server's output goes (default: this process's stdout/stderr).
+    timeout : float
+        Seconds to wait for the server to answer.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root_dir`` is not a folder.
+    RuntimeError
+        When the server exits or does not answer within ``timeout``.
+    """
+    root_dir = Path(root_dir).resolve() if root_dir is not None else default_notebooks_dir()
+    if not root_dir.is_dir():
+        raise FileNotFoundError(f"No such notebooks folder: {root_dir}")
+    project_dir = Path(project_dir).resolve() if project_dir is not None else Path.cwd()
+    port = free_port() if port is None else int(port)
+    token = secrets.token_hex(24) if token is None else token
+    kernel_dir = Path(tempfile.mkdtemp(prefix="workbench-lab-"))
+    write_kernelspec(kernel_dir, project_dir)
+    server_env = {**os.environ, **(env or {})}
+    server_env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernel_dir), server_env.get("JUPYTER_PATH")]))
+    command = [
+        sys.executable, "-m", "jupyterlab",
+        f"--ServerApp.root_dir={root_dir}", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+        f"--ServerApp.open_browser={open_browser}",
+        *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        *extra_args,
+    ]
+    # Its own session: Ctrl-C reaches only this process, which stops the server (no y/n prompt from Jupyter).
+    process = subprocess.Popen(command, env=server_env, stdout=log, stderr=subprocess.STDOUT if log else None,
+                               start_new_session=True)
+    lab = Lab(f"http://127.0.0.1:{port}/lab?token={token}", port, token, root_dir, process, kernel_dir)
+    try:
+        _wait_until_answering(lab, timeout)
+    except BaseException:
+        lab.stop()
+        raise
+    return lab
+
+
+@contextmanager
+def running_lab(root_dir: Path | None = None, **options) -> Iterator[Lab]:
+    """:func:`start_lab` as a context manager: the server and its kernels are always shut down."""
+    lab = start_lab(root_dir, **options)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def _wait_until_answering(lab: Lab, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    status = f"http://127.0.0.1:{lab.port}/api/status?token={lab.token}"
+    while True:
+        if (code := lab.process.poll()) is not None:
+            raise RuntimeError(f"JupyterLab exited with status {code} before answering on port {lab.port} (see its log).")
+        try:
+            with urllib.request.urlopen(status, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"JupyterLab did not answer on port {lab.port} within {timeout:.0f} s.")
+        time.sleep(0.25)
