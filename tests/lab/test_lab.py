@@ -140,6 +140,13 @@ def test_the_explorer_runs_in_jupyterlab_and_a_slider_changes_the_loss(browser, 
             assert page.locator(".js-plotly-plot .main-svg").count() >= 2
             page.evaluate(show_the_widget)
             page.screenshot(path=str(shots[1]))
+
+            # Another loss replaces the gradient panels' traces (a different trace set, not a restyle).
+            page.locator(".widget-dropdown", has=page.locator(".widget-label", has_text=re.compile(r"^loss$"))) \
+                .locator("select").select_option("iwl_cc")
+            page.locator(".wb-value[data-loss='iwl_cc']").wait_for(timeout=30_000)
+            page.get_by_text("iwl_cc and dc_ce: |∂L/∂logits|").wait_for(timeout=30_000)
+            assert page.locator(".js-plotly-plot .gtitle", has_text="iwl_cc: loss per component").count() == 1
             print(f"explorer (64³ phantom): values updated {seconds:.2f} s and slices redrawn {redrawn:.2f} s after "
                   "releasing the slider")
             assert page_errors == []

@@ -376,12 +376,13 @@ def components_figure(exploration: Exploration) -> go.Figure:
 
 
 def _update_figure(widget: go.FigureWidget, figure: go.Figure) -> None:
-    """Replace a FigureWidget's traces and layout by a figure's, in one message to the front end."""
-    with widget.batch_update():
-        if [(t.type, t.name) for t in widget.data] == [(t.type, t.name) for t in figure.data]:
-            for old, new in zip(widget.data, figure.data):
-                old.update(new.to_plotly_json(), overwrite=True)
-        else:
-            widget.data = ()
-            widget.add_traces(list(figure.data))
+    """Give a FigureWidget a figure's traces and layout: restyled in place when the traces match, else replaced."""
+    if [(t.type, t.name) for t in widget.data] != [(t.type, t.name) for t in figure.data]:
+        widget.data = ()  # adding and deleting traces are messages of their own, outside a batch
+        widget.add_traces(list(figure.data))
+        widget.layout = figure.layout
+        return
+    with widget.batch_update():  # one message to the front end
+        for old, new in zip(widget.data, figure.data):
+            old.update(new.to_plotly_json(), overwrite=True)
         widget.layout = figure.layout
