@@ -27,6 +27,7 @@ runner with ``"status": "failed"``, the error and the traceback; the other runs 
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import json
 import os
@@ -365,7 +366,10 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
     started, start = utc_now(), time.perf_counter()
     error = tb = None
     try:
-        papermill.execute_notebook(
+        # In an empty context: jupyter_core keeps its event loop in a context variable, and the threads
+        # of an in-process dask cluster inherit the caller's; two runs would then drive one loop at once.
+        contextvars.Context().run(
+            papermill.execute_notebook,
             notebook,
             str(folder / "notebook.ipynb"),
             parameters={**parameters, "out_dir": str(folder)},
