@@ -186,10 +186,11 @@ class LossExplorer:
 
     def largest_lesion_slice(self, region: str) -> int:
         """The z index through the centre of ``region``'s largest reference lesion (the middle slice if it has none)."""
-        components = self.instances.components[0, self._channel(region)]
-        if components.max() == 0:
+        channel = self._channel(region)
+        if self.instances.counts[0, channel] == 0:
             return self.shape[2] // 2
-        largest = int(np.argmax(self.instances.sizes[0][self._channel(region)])) + 1
+        largest = int(np.argmax(self.instances.sizes[0][channel])) + 1
+        components = self.instances.components[0, channel]
         return int(round(ndimage.center_of_mass(components == largest)[2]))
 
     def prediction(self, shaping: Shaping) -> np.ndarray:
