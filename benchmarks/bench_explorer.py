@@ -16,13 +16,9 @@ import statistics
 import sys
 import time
 
+from _timing import timed
+
 from workbench.viz.explorer import EXPLORER_LOSSES, LossExplorer, Shaping, explorer_widget
-
-
-def timed(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def measure(size: int) -> None:

@@ -20,10 +20,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 import argparse  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.ndimage as ndi  # noqa: E402
+from _timing import timed  # noqa: E402
 
 from workbench.data.phantoms import make_case  # noqa: E402
 from workbench.instances import instance_maps  # noqa: E402
@@ -49,15 +49,6 @@ def scipy_instance_maps(masks: np.ndarray, spacing: tuple[float, ...]) -> list[t
 
 def _mm(spacing: tuple[float, ...]) -> str:
     return "×".join(f"{s:.2f}" for s in spacing)
-
-
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -19,11 +19,11 @@ import argparse
 import functools
 import platform
 import statistics
-import time
 from unittest import mock
 
 import numpy as np
 import torch
+from _timing import timed
 
 from workbench.instances import instance_maps
 from workbench.losses import LOSS_NAMES, build_loss, combined, sums
@@ -63,19 +63,6 @@ def grid_target(size: int, components: int, seed: int) -> np.ndarray:
     return target
 
 
-def timed(fn, repeats: int, device: str) -> float:
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -92,6 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = args.device
+    sync = torch.cuda.synchronize if device == "cuda" else None
     name = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
     print(f"device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads, {args.mode} mode")
     print()
@@ -123,7 +111,8 @@ def main() -> None:
             for label, options in COLUMNS[1:]:
                 loss = with_backend(build_loss(options["name"], mode=args.mode, **options.get("kw", {})), options.get("backend"))
                 run(loss)  # warm-up
-                pairs = [(timed(lambda: run(reference), 1, device), timed(lambda: run(loss), 1, device)) for _ in range(args.repeats)]
+                pairs = [(timed(lambda: run(reference), synchronize=sync), timed(lambda: run(loss), synchronize=sync))
+                         for _ in range(args.repeats)]
                 base_times, loss_times = zip(*pairs)
                 baseline.extend(base_times)
                 ratios.append(statistics.median(loss_times) / statistics.median(base_times))
@@ -135,7 +124,7 @@ def main() -> None:
                     value.backward()
                     logits.grad = None
 
-                cells.append(f"{timed(oracle, 1, device) / base:.0f}×")
+                cells.append(f"{timed(oracle, synchronize=sync) / base:.0f}×")
             else:
                 cells.append("skipped")
             print(f"| {size}³ | {n} | " + " | ".join(cells) + " |", flush=True)

@@ -34,13 +34,12 @@ import contextlib
 import io
 import os
 import platform
-import statistics
-import time
 import warnings
 from collections.abc import Callable
 
 import cc3d
 import numpy as np
+from _timing import timed
 
 from workbench.data.perturb import perturb_labels
 from workbench.data.phantoms import make_case
@@ -49,17 +48,6 @@ from workbench.metrics import evaluate_case, lesion_table
 
 SHAPE = (240, 240, 155)
 THRESHOLDS = (0.1, 0.3, 0.5)
-
-
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def components(label: np.ndarray) -> str:
@@ -169,7 +157,7 @@ def challenge_side_by_side(preset_name: str, seeds: list[int], repeats: int) -> 
             ref, _, spacing = load_label(ref_path)
             score_case(load_label(pred_path)[0], ref, preset=preset, spacing=spacing, case_id=ref_path.name)
 
-        theirs, mine = timed(official, repeats), timed(ours, repeats)
+        theirs, mine = timed(official, repeats, warmup=True), timed(ours, repeats, warmup=True)
         counts = [components(x) for x in (case.label, pred)]
         print(f"| phantom seed {seed} | {counts[0]} → {counts[1]} | {theirs:.3f} | {mine:.3f} | {theirs / mine:.1f}× |",
               flush=True)
@@ -208,10 +196,10 @@ def main() -> None:
             workbench()
             lesion_table(pred, ref, spacing=spacing, threshold=THRESHOLDS)
 
-        ours = timed(workbench, args.repeats)
-        ours_lesions = timed(workbench_with_lesions, args.repeats)
-        theirs = timed(lambda: panoptica_dsc(pred, ref, spacing), args.repeats)
-        theirs_surface = timed(lambda: panoptica_surface(pred, ref, spacing), args.repeats)
+        ours = timed(workbench, args.repeats, warmup=True)
+        ours_lesions = timed(workbench_with_lesions, args.repeats, warmup=True)
+        theirs = timed(lambda: panoptica_dsc(pred, ref, spacing), args.repeats, warmup=True)
+        theirs_surface = timed(lambda: panoptica_surface(pred, ref, spacing), args.repeats, warmup=True)
         print(
             f"| phantom seed {seed} | {counts[0]} → {counts[1]} | {ours:.3f} | {ours_lesions:.3f} | {theirs:.3f} "
             f"| {theirs_surface:.3f} | {theirs / ours:.1f}× / {theirs_surface / ours:.1f}× |",

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import timed
 from nnunetv2.training.loss.compound_losses import DC_and_BCE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
@@ -35,19 +34,10 @@ from workbench.integrations.nnunet.transforms import (
     split_instance_maps,
 )
 from workbench.labels import BRATS_METS_2025
+from workbench.losses import LOSSES
 
 PATCH = (128, 128, 128)
 OUTPUTS = 5
-
-
-def timed(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def patches(seed: int) -> tuple[torch.Tensor, tuple[float, ...]]:
@@ -83,7 +73,7 @@ def main() -> None:
     samples = {}
     for voronoi in (False, True):
         transform = InstanceMapsTransform("sigmoid", 4, 26, spacing, voronoi)
-        seconds = timed(lambda transform=transform: transform(segmentation=targets_of(targets, 0)), args.repeats)
+        seconds = timed(lambda transform=transform: transform(segmentation=targets_of(targets, 0)), args.repeats, warmup=True)
         samples[voronoi] = [transform(segmentation=targets_of(targets, b))["segmentation"][-1] for b in range(2)]
         print(f"| instance maps of one sample, {'components + cells' if voronoi else 'components'} | worker | {seconds:.3f} |")
     maps = {}
@@ -94,7 +84,7 @@ def main() -> None:
                 batch, mode="sigmoid", channels=4, connectivity=26, spacing=spacing, voronoi=voronoi, deep_supervision=True
             )
 
-        seconds = timed(split, args.repeats)
+        seconds = timed(split, args.repeats, warmup=True)
         maps[voronoi] = split()[1]
         print(f"| recount sizes of one batch, {'with cells' if voronoi else 'components'} | main | {seconds:.3f} |")
     counts = maps[False].counts
@@ -114,16 +104,15 @@ def main() -> None:
         value = loss(outs, targets) if instances is None else loss(outs, targets, instances)
         value.backward()
 
-    base = timed(lambda: step(theirs), args.repeats)
+    base = timed(lambda: step(theirs), args.repeats, warmup=True)
     print("| loss (forward + backward, 5 outputs) | s | relative to nnU-Net's DC+BCE |\n|---|---|---|")
     print(f"| nnU-Net DC_and_BCE_loss | {base:.3f} | 1.00× |")
-    for name in ("dc_ce", "blob", "cc", "iwl_blob", "iwl_cc", "invweight_global", "invweight_local"):
-        voronoi = name in ("cc", "iwl_cc")
-        options = {"spacing": spacing} if name in ("blob", "cc", "iwl_blob", "iwl_cc") else {}
-        loss = DeepSupervisedLoss(name, weights, mode="sigmoid", connectivity=26, **options) if name != "dc_ce" \
-            else DeepSupervisedLoss(name, weights, mode="sigmoid")
-        instances = None if name == "dc_ce" else maps[voronoi]
-        seconds = timed(lambda loss=loss, instances=instances: step(loss, instances), args.repeats)
+    for name, spec in LOSSES.items():
+        needed = spec.needs_maps()
+        options = {key: value for key, value in (("connectivity", 26), ("spacing", spacing)) if key in spec.options}
+        loss = DeepSupervisedLoss(name, weights, mode="sigmoid", **options)
+        instances = maps[needed.cells] if needed.components else None
+        seconds = timed(lambda loss=loss, instances=instances: step(loss, instances), args.repeats, warmup=True)
         print(f"| workbench {name} | {seconds:.3f} | {seconds / base:.2f}× |")
 
 

@@ -53,63 +53,39 @@ if out_dir is not None and (not isinstance(out_dir, str) or not out_dir):
 
 # %% [markdown]
 # ## Load the complete runs
+# Every sub-folder of `sweep_dir` whose `run.json` says complete and that holds
+# `per_case.parquet`, tagged with its parameters (`workbench.experiments.collect_results`).
 
 # %%
-import json
-
-import pandas as pd
 from IPython.display import display
 
+from workbench.experiments import collect_results, compare_table, run_table
+
 RUN_KEYS = ["loss", "alpha", "beta", "seed", "fold"]
-frames, skipped = [], []
-for run_json in sorted(Path(sweep_dir).glob("*/run.json")):
-    run_dir = run_json.parent
-    try:
-        info = json.loads(run_json.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        skipped.append((run_dir.name, f"unreadable run.json: {error}"))
-        continue
-    if info.get("status") != "complete":
-        skipped.append((run_dir.name, f"status {info.get('status')!r}"))
-        continue
-    if not (run_dir / "per_case.parquet").is_file():
-        skipped.append((run_dir.name, "no per_case.parquet"))
-        continue
-    parameters = info.get("parameters", {})
-    frame = pd.read_parquet(run_dir / "per_case.parquet")
-    frame.insert(0, "run_id", run_dir.name)
-    for key in RUN_KEYS:
-        frame[key] = parameters.get(key)
-    frames.append(frame)
-if not frames:
-    raise ValueError(f"Parameter `sweep_dir`: no complete run (run.json + per_case.parquet) in {sweep_dir!r}; skipped: {skipped}.")
-runs = pd.concat(frames, ignore_index=True)
-runs["alpha"] = runs["alpha"].astype(float)
-runs["beta"] = runs["beta"].astype(float)
+CONFIG_KEYS = ["loss", "alpha", "beta"]
+runs = collect_results(sweep_dir, keys=RUN_KEYS)
+if not len(runs):
+    listed = run_table(sweep_dir, keys=RUN_KEYS)
+    raise ValueError(
+        f"Parameter `sweep_dir`: no complete run (run.json + per_case.parquet) in {sweep_dir!r}; "
+        f"runs found: {dict(zip(listed['run_id'], listed['status']))}."
+    )
+runs = runs.astype({"alpha": float, "beta": float})
 runs["config"] = runs["loss"] + " α=" + runs["alpha"].map("{:g}".format) + " β=" + runs["beta"].map("{:g}".format)
-print(f"{runs['run_id'].nunique()} complete runs, {runs['config'].nunique()} configurations; skipped: {skipped or 'none'}")
-runs.groupby(["loss", "alpha", "beta"])["run_id"].nunique().rename("runs").to_frame()
+skipped = {run: status for run, status in runs.attrs["status"].items() if status != "complete"}
+print(f"{runs['run_id'].nunique()} complete runs, {runs['config'].nunique()} configurations; not complete: {skipped or 'none'}")
+runs.groupby(CONFIG_KEYS)["run_id"].nunique().rename("runs").to_frame()
 
 # %% [markdown]
 # ## One table: mean over cases per run, then over the runs of a configuration
 
 # %%
-KEYS = ["region", "metric", "threshold", "stratum"]
-per_run = (
-    runs.groupby(["run_id", "config", *RUN_KEYS[:3], *KEYS], dropna=False, sort=False)["value"].mean().reset_index()
-)
-compare = (
-    per_run.groupby(["config", "loss", "alpha", "beta", *KEYS], dropna=False, sort=False)["value"]
-    .agg(mean="mean", std="std", n_runs="count")
-    .reset_index()
-)
+compare = compare_table(runs, ["config", *CONFIG_KEYS])
 if out_dir is not None:
-    from workbench._io import atomic_write
+    from workbench.runs.tables import write_table
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    with atomic_write(Path(out_dir) / "compare.parquet") as tmp:
-        compare.drop(columns="config").to_parquet(tmp, index=False)
-    print(f"wrote {Path(out_dir) / 'compare.parquet'}")
+    print(f"wrote {write_table(Path(out_dir) / 'compare.parquet', compare.drop(columns='config'))}")
 
 REGIONS = [r for r in ["WT", "TC", "ET", "RC", "mean"] if r in set(compare["region"])] or sorted(compare["region"].unique())
 THRESHOLDS = sorted(t for t in compare["threshold"].dropna().unique())
@@ -185,35 +161,18 @@ beta_effect_lines(runs, threshold=MAIN_T).show()
 # configuration are paired over the same (seed, fold, case) units.
 
 # %%
-from workbench.experiments.detection import DETECTION_ROWS, ci_label, curve_points, detection_table, paired_differences
-from workbench.metrics.detection_curves import volume_bias
+from workbench.experiments import detection_analysis
+from workbench.experiments.detection import ci_label
 from workbench.viz.figures import froc_curves, pr_curves, volume_bias_bars
 
-config_of = runs.groupby("run_id")["config"].first()
-seed_of = runs.groupby("run_id")["seed"].first()
-detections, lesion_tables = [], []
-for run_id in config_of.index:
-    run_dir = Path(sweep_dir) / run_id
-    if (run_dir / DETECTION_ROWS).is_file():
-        detections.append(pd.read_parquet(run_dir / DETECTION_ROWS).assign(config=config_of[run_id], seed=seed_of[run_id]))
-    if (run_dir / "lesions.parquet").is_file():
-        lesion_tables.append(pd.read_parquet(run_dir / "lesions.parquet").assign(config=config_of[run_id]))
-if detections:
-    detection = pd.concat(detections, ignore_index=True)
-    operating = detection_table(detection, precision=0.85)
-    display(ci_label(operating, ["ap", "argmax_precision", "argmax_recall", "matched_recall"]))
-    baseline = detection["config"].iloc[0]
-    print(f"differences to {baseline}:")
-    display(paired_differences(detection, baseline, precision=0.85).round(3))
-    points = curve_points(detection)
-    pr_curves(points).show()
-    froc_curves(points).show()
+analysis = detection_analysis(sweep_dir, CONFIG_KEYS)
+if len(analysis.operating):
+    display(ci_label(analysis.operating, ["ap", "argmax_precision", "argmax_recall", "matched_recall"]))
+    print(f"differences to {analysis.baseline}:")
+    display(analysis.differences.round(3))
+    pr_curves(analysis.points).show()
+    froc_curves(analysis.points).show()
 else:
     print("no run stored lesion candidates (detection_rows.parquet): no operating-point analysis")
-if lesion_tables:
-    bias = pd.concat(
-        [volume_bias(part).assign(config=config) for config, part in pd.concat(lesion_tables).groupby("config", sort=False)],
-        ignore_index=True,
-    )
-    if len(bias):
-        volume_bias_bars(bias).show()
+if len(analysis.volume_bias):
+    volume_bias_bars(analysis.volume_bias).show()

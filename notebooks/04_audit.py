@@ -42,62 +42,35 @@ screenshot: "Optional[str]" = None  # save a PNG of the view here and close it
 # ## Check the parameters
 
 # %%
-import math
-from pathlib import Path
+from workbench.viz.selection import check_parameters
 
-
-def _fail(name, expected, value):
-    raise ValueError(f"Parameter `{name}`: expected {expected}, but got {value!r} ({type(value).__name__}).")
-
-
-if not isinstance(run_dir, str) or not Path(run_dir).is_dir():
-    _fail("run_dir", "the path of an existing run folder", run_dir)
-if case_id is not None and not isinstance(case_id, str):
-    _fail("case_id", "None or a case id", case_id)
-if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (0 < threshold <= 1) or not math.isfinite(threshold):
-    _fail("threshold", "a number in (0, 1]", threshold)
-if not isinstance(open_viewer, bool):
-    _fail("open_viewer", "true or false", open_viewer)
-if screenshot is not None and not isinstance(screenshot, str):
-    _fail("screenshot", "None or a .png path", screenshot)
+check_parameters(run_dir=run_dir, case_id=case_id, threshold=threshold, open_viewer=open_viewer, screenshot=screenshot)
 
 # %% [markdown]
 # ## The case and its lesions
+#
+# Without `case_id`, the case with the most misses in the run's lesion table
+# (`workbench.viz.selection.most_missed_case`), else the run's first predicted case.
 
 # %%
-import pandas as pd
-
-from workbench.metrics import lesion_table
-from workbench.viz import lesion_features
+from workbench.viz.selection import most_missed_case, ordered_lesions, region_counts, status_counts
 from workbench.viz.sources import find_training_run, run_source
 
 if case_id is None:
-    # The case with the most misses, from the run's lesion table if it has one, else the first.
-    tables = list(Path(run_dir).glob("lesions.parquet"))
-    if tables:
-        lesions_all = pd.read_parquet(tables[0])
-        misses = lesions_all[(lesions_all["status"] == "FN") & (lesions_all["threshold"] == threshold)]
-        counts = misses.groupby("case_id").size()
-        case_id = str(counts.idxmax()) if len(counts) else None
+    case_id = most_missed_case(run_dir, threshold=threshold)
 source = run_source(run_dir, case_id)
 case = source.case
 print(f"run {find_training_run(run_dir)}: case {case.id}, loss {source.loss or '(no voxel weights)'}, mode {source.mode}")
 
-lesions = lesion_table(source.prediction, case.label, schema=source.schema, spacing=case.spacing,
-                       threshold=threshold, connectivity=source.connectivity, case_id=case.id)
-features = lesion_features(lesions, case.label.ndim)
-features["order"] = features["status"].map({"FN": 0, "FP": 1, "TP": 2})
-table = features.sort_values(["order", "size_mm3"], ascending=[True, False]).drop(columns=["order", "label"])
-print(table["status"].value_counts().reindex(["FN", "FP", "TP"], fill_value=0).to_string())
+table = ordered_lesions(source, threshold=threshold)
+print(status_counts(table).to_string())
 table.round(2)
 
 # %% [markdown]
 # ## Per region
 
 # %%
-table.pivot_table(index="region", columns="status", values="id", aggfunc="count", fill_value=0).reindex(
-    columns=["TP", "FP", "FN"], fill_value=0
-)
+region_counts(table)
 
 # %% [markdown]
 # ## The napari view

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.labels import BINARY, BRATS_GLIOMA, BRATS_METS_2025, LabelSchema, LabelValueError, get_schema
+from workbench.integrations.nnunet.export import nnunet_labels
+from workbench.labels import (
+    BINARY,
+    BRATS_GLIOMA,
+    BRATS_METS_2025,
+    SCHEMAS,
+    LabelSchema,
+    LabelValueError,
+    get_schema,
+    region_paint_order,
+    regions_to_labels,
+)
 
 LABEL = np.array([[0, 1, 2], [3, 4, 0]], dtype=np.uint8)
 
@@ -62,3 +73,54 @@ def test_get_schema_lists_the_known_ones():
     assert get_schema(BINARY) is BINARY
     with pytest.raises(ValueError, match=r"Unknown label schema 'brats'; known schemas: \['binary', 'brats_glioma', 'brats_mets_2025'\]"):
         get_schema("brats")
+
+
+# --- region masks back to label maps: one paint order ---------------------------------------
+
+# Regions listed smallest first: the paint order (largest first) is not the schema order.
+REVERSED = LabelSchema("reversed", {1: "a", 2: "b", 3: "c"}, {"C": (3,), "AC": (1, 3), "ABC": (1, 2, 3)})
+
+
+def test_paint_order_by_hand():
+    assert region_paint_order(BRATS_METS_2025) == ((0, 2), (1, 1), (2, 3), (3, 4))
+    assert region_paint_order("brats_glioma") == ((0, 2), (1, 1), (2, 3))
+    assert region_paint_order(BINARY) == ((0, 1),)
+    assert region_paint_order(REVERSED) == ((2, 2), (1, 1), (0, 3))
+    assert region_paint_order(LabelSchema("none", {1: "a"})) == ()
+
+
+@pytest.mark.parametrize("schema", [*SCHEMAS.values(), REVERSED], ids=lambda s: s.name)
+def test_every_label_map_round_trips_through_region_masks(schema):
+    label = np.array([[0, *schema.label_values]] * 2, dtype=np.uint8)
+    np.testing.assert_array_equal(regions_to_labels(schema.to_region_masks(label), schema), label)
+
+
+@pytest.mark.parametrize("schema", [*SCHEMAS.values(), REVERSED], ids=lambda s: s.name)
+def test_nnunet_export_paints_in_the_same_order(schema):
+    labels, order = nnunet_labels(schema)
+    paint = region_paint_order(schema)
+    assert order == [value for _, value in paint]
+    assert list(labels)[1:] == [schema.region_names[channel] for channel, _ in paint]
+    # nnU-Net paints the regions of `labels` in their order with `regions_class_order`
+    masks = schema.to_region_masks(np.array([0, *schema.label_values]))
+    painted = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for (channel, _), value in zip(paint, order):
+        painted[masks[channel]] = value
+    np.testing.assert_array_equal(painted, regions_to_labels(masks, schema))
+
+
+def test_schemas_without_a_paint_order_are_refused():
+    crossing = LabelSchema("crossing", {1: "a", 2: "b", 3: "c"}, {"AB": (1, 2), "BC": (2, 3)})
+    with pytest.raises(ValueError, match=r"^Schema 'crossing': regions 'AB' and 'BC' overlap without nesting, so region"):
+        region_paint_order(crossing)
+    two_own = LabelSchema("two_own", {1: "a", 2: "b", 3: "c"}, {"ABC": (1, 2, 3), "C": (3,)})
+    message = (
+        r"^Schema 'two_own': region 'ABC' \[1, 2, 3\] leaves labels \[1, 2\] once the regions nested in it \(C\) "
+        r"are painted over it: it has labels \[1, 2\] outside its nested regions, and exactly one is needed"
+    )
+    with pytest.raises(ValueError, match=message):
+        region_paint_order(two_own)
+    with pytest.raises(ValueError, match=message + r".* Export it with mode='label' instead\.$"):
+        nnunet_labels(two_own)
+    with pytest.raises(ValueError, match=r"Expected 4 region masks \(R, \*S\), but got shape \(3, 2\)"):
+        regions_to_labels(np.zeros((3, 2), dtype=bool), BRATS_METS_2025)

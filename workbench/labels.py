@@ -10,6 +10,10 @@ schema's labels. Training uses one of two targets (DESIGN §2):
   is a union of labels (BraTS: WT = {1, 2, 3}, TC = {1, 3}, ET = {3}; METS adds RC = {4}).
   The network has ``R`` output channels and regions may overlap.
 
+Predicted region masks go back to a label map by one paint order, defined here from the schema
+(:func:`region_paint_order`, nnU-Net's convention): :func:`regions_to_labels` paints by it, and the
+nnU-Net export writes it as the dataset's ``regions_class_order``.
+
 Examples
 --------
 >>> import numpy as np
@@ -30,6 +34,8 @@ from typing import Literal
 
 import numpy as np
 
+from workbench._validate import check_choice
+
 __all__ = [
     "BINARY",
     "BRATS_GLIOMA",
@@ -39,6 +45,9 @@ __all__ = [
     "LabelValueError",
     "TargetMode",
     "get_schema",
+    "region_paint_order",
+    "regions_to_labels",
+    "resolve_schema",
 ]
 
 TargetMode = Literal["softmax", "sigmoid"]
@@ -180,8 +189,101 @@ class LabelSchema:
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in ("softmax", "sigmoid"):
-        raise ValueError(f"Expected `mode` to be one of ('softmax', 'sigmoid'), but got {mode!r}.")
+    check_choice("mode", mode, ("softmax", "sigmoid"))
+
+
+def region_paint_order(schema: str | LabelSchema) -> tuple[tuple[int, int], ...]:
+    """``(region channel, label value)`` pairs in painting order: how region masks become a label map.
+
+    The one paint order of the package (nnU-Net's convention for region-based training): the
+    regions are painted from the largest (most labels) to the smallest, in schema order among
+    equal sizes, each over the ones before it with its *own* label, the one label of the region
+    that no region nested in it holds. For BraTS WT = {1, 2, 3} ⊃ TC = {1, 3} ⊃ ET = {3}: WT
+    paints 2 (SNFH), TC paints 1 (NETC), ET paints 3; RC = {4} paints 4. This is well defined
+    when any two regions are nested or disjoint and each region has exactly one own label.
+
+    Parameters
+    ----------
+    schema : str or LabelSchema
+
+    Returns
+    -------
+    tuple of (int, int)
+        Channel index into :attr:`LabelSchema.region_names` and the label value it paints, in
+        painting order; empty for a schema without regions.
+
+    Raises
+    ------
+    ValueError
+        If two regions overlap without one containing the other, or a region does not have
+        exactly one label outside the regions nested inside it.
+
+    Examples
+    --------
+    >>> region_paint_order("brats_mets_2025")       # WT -> 2, TC -> 1, ET -> 3, RC -> 4
+    ((0, 2), (1, 1), (2, 3), (3, 4))
+    """
+    schema = get_schema(schema)
+    members = [frozenset(m) for m in schema.regions.values()]
+    names = schema.region_names
+    for i, a in enumerate(members):
+        for j, b in enumerate(members[i + 1 :], start=i + 1):
+            if a & b and not (a <= b or b <= a):
+                raise ValueError(
+                    f"Schema {schema.name!r}: regions {names[i]!r} and {names[j]!r} overlap without nesting, "
+                    "so region masks do not define a label map."
+                )
+    order = []
+    for i, region in enumerate(members):
+        nested = [k for k, m in enumerate(members) if m < region]
+        own = sorted(region - set().union(*(members[k] for k in nested)))
+        if len(own) != 1:
+            inner = ", ".join(names[k] for k in nested) or "none"
+            raise ValueError(
+                f"Schema {schema.name!r}: region {names[i]!r} {sorted(region)} leaves labels {own} once the "
+                f"regions nested in it ({inner}) are painted over it: it has labels {own} outside its nested "
+                "regions, and exactly one is needed to paint it into a label map."
+            )
+        order.append((i, own[0]))
+    order.sort(key=lambda pair: -len(members[pair[0]]))
+    return tuple(order)
+
+
+def regions_to_labels(masks: np.ndarray, schema: str | LabelSchema) -> np.ndarray:
+    """Label map from region masks, painted in :func:`region_paint_order`; the inverse of
+    :meth:`LabelSchema.to_region_masks`.
+
+    Parameters
+    ----------
+    masks : ndarray of bool, shape (R, *S)
+        One mask per region, channel order :attr:`LabelSchema.region_names`.
+    schema : str or LabelSchema
+
+    Returns
+    -------
+    ndarray of uint8, shape (*S)
+        0 where no region is set.
+
+    Raises
+    ------
+    ValueError
+        If ``masks`` does not hold one mask per region, or the schema has no paint order
+        (:func:`region_paint_order`).
+
+    Examples
+    --------
+    >>> label = np.array([[0, 1, 2, 3, 4]])
+    >>> regions_to_labels(BRATS_METS_2025.to_region_masks(label), BRATS_METS_2025)
+    array([[0, 1, 2, 3, 4]], dtype=uint8)
+    """
+    schema = get_schema(schema)
+    masks = np.asarray(masks, dtype=bool)
+    if masks.shape[0] != len(schema.regions):
+        raise ValueError(f"Expected {len(schema.regions)} region masks (R, *S), but got shape {masks.shape}.")
+    label = np.zeros(masks.shape[1:], dtype=np.uint8)
+    for channel, value in region_paint_order(schema):
+        label[masks[channel]] = value
+    return label
 
 
 BRATS_METS_2025 = LabelSchema(
@@ -219,3 +321,27 @@ def get_schema(name: str | LabelSchema) -> LabelSchema:
         return SCHEMAS[name]
     except KeyError:
         raise ValueError(f"Unknown label schema {name!r}; known schemas: {sorted(SCHEMAS)}.") from None
+
+
+def resolve_schema(name: str | LabelSchema) -> LabelSchema:
+    """A registered schema by name, or by a unique prefix of its name (``brats_mets`` ->
+    ``brats_mets_2025``); what the command line accepts.
+
+    Raises
+    ------
+    ValueError
+        If no registered name equals ``name`` or starts with it, or several start with it; the
+        message lists the registered names.
+
+    Examples
+    --------
+    >>> resolve_schema("brats_mets").name
+    'brats_mets_2025'
+    """
+    if isinstance(name, LabelSchema) or name in SCHEMAS:
+        return get_schema(name)
+    candidates = sorted(s for s in SCHEMAS if s.startswith(name))
+    if len(candidates) == 1:
+        return SCHEMAS[candidates[0]]
+    reason = f"it is a prefix of several ({candidates})" if candidates else "no schema has that name"
+    raise ValueError(f"Unknown label schema {name!r}: {reason}; known schemas: {sorted(SCHEMAS)}.")

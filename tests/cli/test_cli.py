@@ -87,6 +87,14 @@ def test_manifest_brats_mets_writes_a_loadable_manifest(tmp_path, capsys):
     assert [c.split for c in manifest.cases] == ["train", "train"]
 
 
+def test_help_imports_no_heavy_library():
+    """Each subcommand imports what it needs when it runs, so ``workbench --help`` stays fast."""
+    code = ("import sys; from workbench.cli import _parser; _parser(); "
+            "print(sorted({'pandas', 'torch', 'monai', 'napari', 'papermill'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "workbench"], capture_output=True, text=True)
     assert result.returncode == 2 and "demo" in result.stdout

@@ -13,14 +13,9 @@ from workbench.cli import main
 from workbench.data.cohort import make_cohort
 from workbench.data.manifest import load_manifest, write_manifest
 from workbench.data.nifti import load_label, save_nifti
-from workbench.evaluate import (
-    CaseMatchError,
-    evaluate_cohort,
-    match_cases,
-    resolve_schema,
-)
-from workbench.labels import BRATS_METS_2025
+from workbench.labels import BRATS_METS_2025, resolve_schema
 from workbench.metrics import lesion_table
+from workbench.runs import CaseMatchError, evaluate_cohort, match_cases
 
 CASES = ["phantom-000", "phantom-001", "phantom-002"]
 FILES = [f"{table}.{ext}" for table in ("per_case", "lesions", "summary") for ext in ("parquet", "csv")]

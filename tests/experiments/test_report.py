@@ -10,7 +10,7 @@ import pytest
 import yaml
 from _sweep_notebook import BODY, PARAMETERS, write_notebook
 
-from workbench._runinfo import write_json
+from workbench.runs.record import write_json
 from workbench.cli import main
 from workbench.experiments import collect_results, load_sweep, write_report
 

@@ -15,7 +15,8 @@ import yaml
 from _sweep_notebook import write_notebook
 
 from workbench.cli import main
-from workbench.experiments import is_done, load_sweep, run_id, run_sweep
+from workbench.experiments import load_sweep, run_id, run_sweep
+from workbench.runs import is_complete
 
 
 def _sweep_file(tmp_path: Path, grid: dict, fixed: dict | None = None, name: str = "demo") -> Path:
@@ -99,7 +100,7 @@ def test_killed_sweep_restarted_finishes_every_run_exactly_once(tmp_path):
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     try:
-        while _executions(log) != ["s0", "s1"] or not is_done(spec.sweep_dir / "s0"):
+        while _executions(log) != ["s0", "s1"] or not is_complete(spec.sweep_dir / "s0"):
             assert process.poll() is None, process.stdout.read().decode()
             assert time.monotonic() < deadline, "the sweep did not reach run s1"
             time.sleep(0.1)
@@ -109,8 +110,8 @@ def test_killed_sweep_restarted_finishes_every_run_exactly_once(tmp_path):
     # jupyter_client starts kernels in a session of their own, so the kill misses the kernel; it exits
     # within ~1 s of noticing its parent gone (ipykernel's parent poller). Until then it could finish s1.
     _wait_until_gone(int((hang / "s1.pid").read_text()))
-    assert is_done(spec.sweep_dir / "s0")
-    assert not is_done(spec.sweep_dir / "s1") and not (spec.sweep_dir / "s2").exists()
+    assert is_complete(spec.sweep_dir / "s0")
+    assert not is_complete(spec.sweep_dir / "s1") and not (spec.sweep_dir / "s2").exists()
     (hang / "s1").unlink()
     result = run_sweep(load_sweep(path), workers=1, progress=False)
     assert result.status == {"s0": "complete", "s1": "complete", "s2": "complete"}
@@ -132,7 +133,7 @@ def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, capsys):
     sweep_dir = tmp_path / "runs" / "demo"
     assert "2 of 4 runs complete" in out and "failed: blob-failTrue" in out
     for loss in ("blob", "cc"):
-        assert is_done(sweep_dir / f"{loss}-failFalse")
+        assert is_complete(sweep_dir / f"{loss}-failFalse")
         record = json.loads((sweep_dir / f"{loss}-failTrue" / "run.json").read_text())
         assert record["status"] == "failed"
         assert record["error"] == f"RuntimeError: run {loss}-failTrue made to fail"
@@ -160,5 +161,5 @@ def test_dask_local_cluster_from_the_command_line(tmp_path):
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "2 of 2 runs complete" in done.stdout
-    assert is_done(spec.sweep_dir / "blob") and is_done(spec.sweep_dir / "cc")
+    assert is_complete(spec.sweep_dir / "blob") and is_complete(spec.sweep_dir / "cc")
     assert json.loads((spec.sweep_dir / "sweep.json").read_text())["executor"] == "dask (local)"

@@ -8,7 +8,7 @@ import scipy.ndimage as ndi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench._voronoi import nearest_seed_labels
+from workbench.instances._voronoi import nearest_seed_labels
 from workbench.instances import cached_instance_maps, instance_maps
 
 # Squared values of these spacings are exact binary fractions, so equidistant voxels compare

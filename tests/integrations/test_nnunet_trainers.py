@@ -20,15 +20,17 @@ from workbench.integrations.nnunet.loss import (
     DeepSupervisedLoss,
     deep_supervision_weights,
 )
+from workbench.integrations.nnunet import trainers
 from workbench.integrations.nnunet.trainers import (
     TRAINERS,
+    describe,
     nnUNetTrainer_Blob,
     nnUNetTrainer_CC,
+    trainer_classes,
 )
 from workbench.integrations.nnunet.transforms import split_instance_maps
-from workbench.losses import build_loss
+from workbench.losses import build_loss, get_loss_spec
 
-INSTANCE_LOSSES = ("blob", "cc", "iwl_blob", "iwl_cc")
 SOFTMAX_LABELS = {"background": 0, "NETC": 1, "SNFH": 2, "ET": 3, "RC": 4}
 
 
@@ -54,12 +56,11 @@ def _expected_loss(trainer, outputs, targets) -> float:
     name, options = trainer.loss_name, dict(trainer.loss_options)
     mode = "sigmoid" if trainer.label_manager.has_regions else "softmax"
     spacing = tuple(trainer.configuration_manager.spacing)
-    extra = {"spacing": spacing, "connectivity": 26} if name in INSTANCE_LOSSES else {}
-    if name.startswith("invweight"):
-        extra = {"connectivity": 26}
+    spec = get_loss_spec(name)
+    extra = {key: value for key, value in (("spacing", spacing), ("connectivity", 26)) if key in spec.options}
     full = build_loss(name, mode=mode, **options, **extra)
     coarse = build_loss("dc_ce", mode=mode)
-    alpha = options.get("alpha", 1.0) if name in INSTANCE_LOSSES else 1.0
+    alpha = options.get("alpha", 1.0) if spec.instance_term else 1.0
     weights = deep_supervision_weights(len(outputs))
     total = weights[0] * full(outputs[0], targets[0])
     for weight, output, target in zip(weights[1:], outputs[1:], targets[1:]):
@@ -160,6 +161,21 @@ def test_coarse_outputs_get_alpha_times_dc_ce_and_the_full_one_the_whole_loss():
         loss(outputs[:2], targets[:2])
     with pytest.raises(TypeError, match="lists of outputs and targets"):
         loss(outputs[0], targets[0])
+
+
+def test_trainers_are_generated_one_per_loss_and_one_beta2_per_instance_loss():
+    assert list(TRAINERS) == [
+        "nnUNetTrainer_DCCE", "nnUNetTrainer_Blob", "nnUNetTrainer_CC", "nnUNetTrainer_IWLBlob", "nnUNetTrainer_IWLCC",
+        "nnUNetTrainer_InvWeightGlobal", "nnUNetTrainer_InvWeightLocal", "nnUNetTrainer_Blob_beta2",
+        "nnUNetTrainer_CC_beta2", "nnUNetTrainer_IWLBlob_beta2", "nnUNetTrainer_IWLCC_beta2",
+    ]
+    assert [describe(TRAINERS[name]) for name in ("nnUNetTrainer_IWLCC", "nnUNetTrainer_IWLCC_beta2")] == [
+        "iwl_cc()", "iwl_cc(beta=2.0)",
+    ]
+    assert TRAINERS["nnUNetTrainer_CC"] is nnUNetTrainer_CC and issubclass(TRAINERS["nnUNetTrainer_CC_beta2"], nnUNetTrainer_CC)
+    assert "Voronoi-cell domains" in nnUNetTrainer_CC.__doc__
+    assert set(TRAINERS) <= set(trainers.__all__)
+    assert trainer_classes([get_loss_spec("dc_ce")]).keys() == {"nnUNetTrainer_DCCE"}
 
 
 def test_trainers_are_found_by_name_through_nnunet_ext_trainer(nnunet_setup, monkeypatch):

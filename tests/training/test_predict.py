@@ -11,9 +11,9 @@ from workbench.cli import main
 from workbench.data.cohort import make_cohort
 from workbench.data.manifest import load_manifest
 from workbench.data.nifti import load_label, read_header
-from workbench.labels import SCHEMAS, LabelSchema
-from workbench.training import predict_manifest, regions_to_labels
-from workbench.training.predict import logits_to_labels, region_paint_order
+from workbench.labels import SCHEMAS, LabelSchema, region_paint_order, regions_to_labels
+from workbench.training import predict_manifest
+from workbench.training.predict import logits_to_labels
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

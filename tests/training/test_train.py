@@ -137,7 +137,7 @@ def test_run_folder(cohort, tmp_path):
     label, _, _ = load_label(prediction)
     assert set(np.unique(label)) <= {0, 1, 2, 3, 4}
     # the probabilities behind it (sparse, quantised to 1/255): thresholded at 0.5 they give the label map
-    from workbench.training.predict import regions_to_labels
+    from workbench.labels import regions_to_labels
     from workbench.training.probabilities import load_probabilities
 
     probabilities, channels = load_probabilities(prediction.parent / "phantom-002.probabilities.npz")

@@ -10,7 +10,7 @@ from workbench.instances import instance_maps
 from workbench.labels import get_schema
 from workbench.metrics import lesion_table
 from workbench.viz import STATUS_COLOURS, layers, lesion_labels
-from workbench.weights import iwl_weights
+from workbench.instances.weights import iwl_weights
 
 SCHEMA = get_schema("brats_mets_2025")
 SPACING = (3.0, 1.0, 0.5)

@@ -12,20 +12,21 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from workbench._validate import DEFAULT_CONNECTIVITY, check_connectivity
 from workbench.data.manifest import Manifest, load_case
 from workbench.instances import instance_maps
 
 __all__ = ["summarise"]
 
 
-def summarise(manifest: Manifest, *, connectivity: int = 26) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summarise(manifest: Manifest, *, connectivity: int = DEFAULT_CONNECTIVITY) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Component statistics of every labelled case of a manifest, per region of its schema.
 
     Parameters
     ----------
     manifest : Manifest
     connectivity : int
-        Component connectivity (3D: 6, 18 or 26).
+        Component connectivity (3D: 6, 18 or 26), checked before any case is read.
 
     Returns
     -------
@@ -35,6 +36,7 @@ def summarise(manifest: Manifest, *, connectivity: int = 26) -> tuple[pd.DataFra
     per_region : DataFrame
         One row per region: ``region, cases_present, components, median_size_mm3, total_voxels``.
     """
+    connectivity = check_connectivity(connectivity, 3)
     schema = manifest.schema
     rows = []
     labelled = [case for case in manifest.cases if case.label is not None]

@@ -7,12 +7,18 @@
   run's ``per_case.parquet`` joined with its parameters, ``results.parquet`` and ``report.html``.
 """
 
-from workbench.experiments.report import collect_results, write_report
+from workbench.experiments.report import (
+    collect_results,
+    collect_table,
+    compare_table,
+    detection_analysis,
+    run_table,
+    write_report,
+)
 from workbench.experiments.sweep import (
     RunSpec,
     SweepResult,
     SweepSpec,
-    is_done,
     load_sweep,
     run_id,
     run_sweep,
@@ -23,9 +29,12 @@ __all__ = [
     "SweepResult",
     "SweepSpec",
     "collect_results",
-    "is_done",
+    "collect_table",
+    "compare_table",
+    "detection_analysis",
     "load_sweep",
     "run_id",
     "run_sweep",
+    "run_table",
     "write_report",
 ]

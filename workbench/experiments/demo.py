@@ -21,6 +21,7 @@ from workbench.experiments.sweep import SweepSpec, run_sweep
 __all__ = ["DEMO_LOSSES", "demo_notebook", "demo_spec", "run_demo"]
 
 DEMO_LOSSES = ("dc_ce", "blob", "cc", "iwl_blob")
+"""The losses the demo compares: a choice among :data:`workbench.losses.LOSSES` (a test checks that they are)."""
 _FULL = {"epochs": 2, "steps_per_epoch": 15, "val_every": 2, "patch_size": [48, 48, 48],
          "filters": [8, 16, 32, 64], "batch_size": 2}
 _QUICK = {"epochs": 1, "steps_per_epoch": 2, "val_every": 1, "patch_size": [32, 32, 32],

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextvars
 import itertools
-import json
 import os
 import re
 import time
@@ -43,9 +42,9 @@ from typing import Any
 
 import yaml
 
-from workbench._runinfo import package_versions, utc_now, write_json
+from workbench.runs.record import is_complete, package_versions, read_run, record_failure, utc_now, write_json
 
-__all__ = ["RunSpec", "SweepResult", "SweepSpec", "is_done", "load_sweep", "run_sweep"]
+__all__ = ["RunSpec", "SweepResult", "SweepSpec", "load_sweep", "run_sweep"]
 
 _VERSIONED_PACKAGES = ("workbench", "papermill", "torch", "numpy", "pandas", "distributed")
 _KNOWN_FIELDS = ("name", "notebook", "out", "kernel", "grid", "fixed")
@@ -221,18 +220,6 @@ def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
     return spec
 
 
-def is_done(run_dir: str | os.PathLike[str]) -> bool:
-    """True when ``run_dir/run.json`` exists, is valid JSON and says ``"status": "complete"``."""
-    return _read_status(Path(run_dir)) == "complete"
-
-
-def _read_status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -285,7 +272,7 @@ def run_sweep(
         "versions": package_versions(_VERSIONED_PACKAGES),
     }
     write_json(sweep_dir / "sweep.json", info)
-    status = {run.run_id: "complete" for run in runs if is_done(sweep_dir / run.run_id)}
+    status = {run.run_id: "complete" for run in runs if is_complete(sweep_dir / run.run_id)}
     skipped = list(status)
     todo = [run for run in runs if run.run_id not in status]
     jobs = [(str(spec.notebook), str(sweep_dir / run.run_id), run.parameters, spec.kernel) for run in todo]
@@ -380,8 +367,8 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
         )
     except Exception as exc:  # a failed run is recorded; the sweep goes on
         error, tb = _describe(exc)
-    if error is None and _read_status(folder) != "complete":
-        found = _read_status(folder)
+    if error is None and read_run(folder).get("status") != "complete":
+        found = read_run(folder).get("status")
         error = (
             "The notebook finished without writing run.json."
             if found is None
@@ -390,19 +377,9 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
         tb = ""
     if error is None:
         return folder.name, "complete"
-    write_json(
-        folder / "run.json",
-        {
-            "status": "failed",
-            "error": error,
-            "traceback": tb,
-            "parameters": parameters,
-            "notebook": notebook,
-            "started": started,
-            "finished": utc_now(),
-            "timings": {"total_s": time.perf_counter() - start},
-            "versions": package_versions(_VERSIONED_PACKAGES),
-        },
+    record_failure(
+        folder, error=error, traceback=tb, parameters=parameters, notebook=notebook, started=started,
+        timings={"total_s": time.perf_counter() - start}, versions=package_versions(_VERSIONED_PACKAGES),
     )
     return folder.name, "failed"
 

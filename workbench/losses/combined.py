@@ -1,29 +1,20 @@
-"""The loss modules and :func:`build_loss`, the one way to make a loss by name.
+"""The loss modules: DC+CE, the instance losses (blob, CC, IWL) and the inverse-size weighted losses.
 
-=====================  ==========================================================================
-name                   loss
-=====================  ==========================================================================
-``dc_ce``              nnU-Net DC+CE (batch Dice + cross-entropy), the baseline
-``blob``               ``alpha · DC+CE + beta · blob``   (Kofler et al. 2023, one-vs-rest)
-``cc``                 ``alpha · DC+CE + beta · CC``     (Voronoi-cell domains)
-``iwl_blob``           ``alpha · DC+CE + beta · blob`` with IWL weights inside each domain
-``iwl_cc``             ``alpha · DC+CE + beta · CC`` with IWL weights inside each domain
-``invweight_global``   DC+CE weighted by one inverse-size weight map (Shirokikh et al. 2020)
-``invweight_local``    per-channel, one-vs-rest inverse-size weighted Dice + BCE
-=====================  ==========================================================================
+Every named loss is one of these classes with some constructor arguments fixed by its name; the
+names, what each fixes and what each needs are in :mod:`workbench.losses.registry`, and
+:func:`~workbench.losses.registry.build_loss` is the one way to make a loss by name.
 """
 
 from __future__ import annotations
 
-import inspect
-import warnings
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
+from workbench._validate import check_choice
 from workbench.instances import InstanceMaps
 from workbench.labels import LabelSchema, get_schema
 from workbench.losses.base import Base, Mode, Targets, activations, check_inputs, resolve_instances, targets
@@ -31,11 +22,7 @@ from workbench.losses.global_ import dice_ce, global_inverse_weights, invweight_
 from workbench.losses.instance import Domain, aggregate, component_terms
 from workbench.losses.sums import voxel_sums
 
-__all__ = ["LOSS_NAMES", "PRESETS", "DiceCELoss", "InstanceLoss", "InverseWeightLoss", "build_loss"]
-
-LOSS_NAMES = ("dc_ce", "blob", "cc", "iwl_blob", "iwl_cc", "invweight_global", "invweight_local")
-PRESETS = {"default": (1.0, 1.0), "alpha2_beta1": (2.0, 1.0), "alpha1_beta2": (1.0, 2.0)}
-"""(alpha, beta) presets: the default of the multi-class paper, and the blob paper's two settings."""
+__all__ = ["DiceCELoss", "InstanceLoss", "InverseWeightLoss"]
 
 _MODES = ("softmax", "sigmoid")
 _BASES = ("dice_ce", "dice", "ce")
@@ -46,7 +33,7 @@ class _Loss(torch.nn.Module):
 
     def __init__(self, mode: Mode, ignore_index: int | None, schema: str | LabelSchema | None) -> None:
         super().__init__()
-        _check_choice("mode", mode, _MODES)
+        check_choice("mode", mode, _MODES)
         if ignore_index is not None and mode == "sigmoid":
             raise ValueError("`ignore_index` applies to softmax class maps only; in sigmoid mode mask the regions instead.")
         self.mode = mode
@@ -121,8 +108,8 @@ class InstanceLoss(_Loss):
         schema: str | LabelSchema | None = None,
     ) -> None:
         super().__init__(mode, ignore_index, schema)
-        _check_choice("domain", domain, ("blob", "cc"))
-        _check_choice("base", base, _BASES)
+        check_choice("domain", domain, ("blob", "cc"))
+        check_choice("base", base, _BASES)
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"Expected `{name}` to be a finite number ≥ 0, but got {value!r}.")
@@ -224,7 +211,7 @@ class InverseWeightLoss(_Loss):
         schema: str | LabelSchema | None = None,
     ) -> None:
         super().__init__(mode, ignore_index, schema)
-        _check_choice("scope", scope, ("global", "local"))
+        check_choice("scope", scope, ("global", "local"))
         low, high = (float(c) for c in clip)
         if not (0 < low <= high < np.inf):
             raise ValueError(f"Expected `clip` = (w_min, w_max) with 0 < w_min ≤ w_max < inf, but got {tuple(clip)!r}.")
@@ -252,82 +239,9 @@ class InverseWeightLoss(_Loss):
         )
 
 
-def build_loss(name: str, **options: Any) -> torch.nn.Module:
-    """Make a loss by name (DESIGN §6).
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`LOSS_NAMES`.
-    **options
-        ``mode``, ``ignore_index``, ``schema`` for every loss; for blob / cc / iwl_*: ``alpha``,
-        ``beta`` or ``preset`` (one of :data:`PRESETS`), ``base``, ``connectivity``, ``spacing``, and
-        ``max_weight`` (iwl_* only); for invweight_*: ``clip``, ``connectivity``.
-
-    Returns
-    -------
-    loss : torch.nn.Module
-        Called as ``loss(logits, target)`` or ``loss(logits, target, instances=maps)``.
-
-    Raises
-    ------
-    ValueError
-        Unknown name, preset or option value.
-    TypeError
-        An option the named loss does not take (the message lists those it takes).
-
-    Examples
-    --------
-    >>> import torch
-    >>> loss = build_loss("blob", preset="alpha2_beta1", mode="sigmoid")
-    >>> loss
-    InstanceLoss(domain='blob', iwl=False, alpha=2.0, beta=1.0, base='dice_ce', mode='sigmoid')
-    >>> target = torch.zeros(1, 1, 8, 8)
-    >>> target[0, 0, 1:3, 1:3] = target[0, 0, 5:7, 5:7] = 1
-    >>> float(loss(torch.zeros(1, 1, 8, 8), target)) > 0
-    True
-    """
-    _check_choice("name", name, LOSS_NAMES)
-    options = dict(options)
-    preset = options.pop("preset", None)
-    if name in ("dc_ce", "invweight_global", "invweight_local"):
-        given = sorted(k for k in ("alpha", "beta") if k in options) + (["preset"] if preset else [])
-        if given:
-            warnings.warn(f"{given} have no effect on {name!r}, which has no instance term.", stacklevel=2)
-            for key in ("alpha", "beta"):
-                options.pop(key, None)
-        if name == "dc_ce":
-            return _construct(DiceCELoss, name, {}, options)
-        return _construct(InverseWeightLoss, name, {"scope": name.split("_")[1]}, options)
-    if preset is not None:
-        _check_choice("preset", preset, tuple(PRESETS))
-        if "alpha" in options or "beta" in options:
-            raise ValueError(f"Give either `preset` or `alpha`/`beta`, not both (got preset={preset!r}).")
-        options["alpha"], options["beta"] = PRESETS[preset]
-    iwl = name.startswith("iwl_")
-    if not iwl and "max_weight" in options:
-        raise TypeError(f"`max_weight` is an option of the IWL losses (iwl_blob, iwl_cc), not of {name!r}.")
-    return _construct(InstanceLoss, name, {"domain": name.removeprefix("iwl_"), "iwl": iwl}, options)
-
-
-def _construct(cls: type, name: str, fixed: dict[str, Any], options: dict[str, Any]) -> torch.nn.Module:
-    """``cls(**fixed, **options)``; options outside the constructor's own (the name fixes the rest) are errors."""
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self" and p not in fixed]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        also = " and preset" if cls is InstanceLoss else ""
-        raise TypeError(f"Loss {name!r} got unexpected options {unknown}; it takes {accepted}{also}.")
-    return cls(**fixed, **options)
-
-
 def _as_loss(value: Tensor, logits: Tensor) -> Tensor:
     """The float64 arithmetic on sums, returned in float64 for float64 logits and float32 otherwise."""
     return value.to(torch.float64 if logits.dtype == torch.float64 else torch.float32)
-
-
-def _check_choice(argument: str, value: object, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"Expected `{argument}` to be one of {allowed}, but got {value!r}.")
 
 
 def _repr(**fields: object) -> str:

@@ -34,7 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from workbench._validate import check_choice
 from workbench.instances import InstanceMaps, instance_maps
+from workbench.losses.registry import LOSS_NAMES, LOSSES
 
 __all__ = [
     "BASES",
@@ -50,8 +52,10 @@ __all__ = [
 ]
 
 EPS = 1e-5
-NAMES = ("dc_ce", "blob", "cc", "iwl_blob", "iwl_cc", "invweight_global", "invweight_local")
-INSTANCE_NAMES = ("blob", "cc", "iwl_blob", "iwl_cc")
+NAMES = LOSS_NAMES
+"""Every registered loss (:data:`workbench.losses.LOSSES`); the oracle reads only its domain and weighting."""
+INSTANCE_NAMES = tuple(name for name, spec in LOSSES.items() if spec.instance_term)
+"""The losses with an instance term."""
 MODES = ("softmax", "sigmoid")
 BASES = ("dice_ce", "dice", "ce")
 
@@ -111,24 +115,24 @@ def reference_loss(
     ValueError
         On an unknown ``name``, ``mode`` or ``base``, a bad weight bound, or mismatched shapes.
     """
-    _check_choice("name", name, NAMES)
-    _check_choice("base", base, BASES)
+    spec = LOSSES[check_choice("name", name, NAMES)]
+    check_choice("base", base, BASES)
     _check_max_weight(max_weight)
     _check_clip(clip)
     inputs = _prepare(logits, target, mode, connectivity, spacing, ignore_index)
 
-    if name == "dc_ce":
-        return _global_dc_ce(inputs)
-    if name == "invweight_global":
+    if spec.weighting == "global":
         return _invweight_global(inputs, clip)
-    if name == "invweight_local":
+    if spec.weighting == "local":
         return _invweight_local(inputs, clip)
+    if not spec.instance_term:
+        return _global_dc_ce(inputs)
 
     total = logits.sum() * 0.0
     if alpha != 0:
         total = total + alpha * _global_dc_ce(inputs)
     if beta != 0:
-        terms = _instance_terms(inputs, name, base, max_weight)
+        terms = _instance_terms(inputs, spec.domain, spec.weighting == "iwl", base, max_weight)
         total = total + beta * _aggregate(terms, logits)
     return total
 
@@ -179,11 +183,11 @@ def reference_instance_terms(
         ``weight`` (float, the weight on the component's voxels; 1 for ``blob``/``cc``),
         ``domain_size`` (int, non-ignored voxels of ``D_n``), ``size`` (int, ``|C_n|``).
     """
-    _check_choice("name", name, INSTANCE_NAMES)
-    _check_choice("base", base, BASES)
+    spec = LOSSES[check_choice("name", name, INSTANCE_NAMES)]
+    check_choice("base", base, BASES)
     _check_max_weight(max_weight)
     inputs = _prepare(logits, target, mode, connectivity, spacing, ignore_index)
-    return _instance_terms(inputs, name, base, max_weight)
+    return _instance_terms(inputs, spec.domain, spec.weighting == "iwl", base, max_weight)
 
 
 def reference_global_weights(
@@ -243,7 +247,7 @@ class _Inputs:
 
 
 def _prepare(logits, target, mode, connectivity, spacing, ignore_index, need_maps=True) -> _Inputs:
-    _check_choice("mode", mode, MODES)
+    check_choice("mode", mode, MODES)
     if not torch.is_tensor(logits) or not logits.is_floating_point() or logits.ndim not in (4, 5):
         raise ValueError(
             "Expected `logits` to be a float tensor of shape (B, K, Y, X) or (B, K, Z, Y, X), "
@@ -314,7 +318,7 @@ def _prepare(logits, target, mode, connectivity, spacing, ignore_index, need_map
 
 def _weight_inputs(target, num_classes, mode, connectivity, ignore_index):
     """Class map, valid mask and instance maps (no Voronoi) for the InvWeight maps."""
-    _check_choice("mode", mode, MODES)
+    check_choice("mode", mode, MODES)
     target = np.asarray(torch.as_tensor(target).detach().cpu())
     if mode == "sigmoid":
         _warn_if_ignore_index(ignore_index)
@@ -343,11 +347,6 @@ def _warn_if_ignore_index(ignore_index) -> None:
     """Warn that ``ignore_index`` has no effect in sigmoid mode (called two levels below the API)."""
     if ignore_index is not None:
         warnings.warn("`ignore_index` applies only in softmax mode; ignored in sigmoid mode.", stacklevel=4)
-
-
-def _check_choice(argument: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"Expected `{argument}` to be one of {allowed}, but got {value!r}.")
 
 
 # --- base losses on one domain ---------------------------------------------------------------
@@ -451,7 +450,7 @@ def _local_weight_maps(valid, maps: InstanceMaps, clip) -> np.ndarray:
 # --- instance losses --------------------------------------------------------------------------
 
 
-def _instance_terms(x: _Inputs, name: str, base: str, max_weight: float) -> list[dict]:
+def _instance_terms(x: _Inputs, domain_kind: str, iwl: bool, base: str, max_weight: float) -> list[dict]:
     terms = []
     batch, channels = x.maps.counts.shape
     for b in range(batch):
@@ -463,14 +462,14 @@ def _instance_terms(x: _Inputs, name: str, base: str, max_weight: float) -> list
             log_p, log_1mp = x.log_p[b, k], x.log_1mp[b, k]
             for n in range(1, int(x.maps.counts[b, k]) + 1):
                 component = comp == n
-                if name in ("blob", "iwl_blob"):
+                if domain_kind == "blob":
                     domain = ((comp == 0) | component) & valid
                 else:
                     domain = (cell == n) & valid
                 domain_size = int(domain.sum())
                 size = int(component.sum())
                 weight = 1.0
-                if name in ("iwl_blob", "iwl_cc"):
+                if iwl:
                     weight = min(max(domain_size / size, 1.0), max_weight)
                 w = torch.ones_like(p)
                 w[component] = weight

@@ -6,6 +6,13 @@ build each region's binary masks (WT, TC, ET, RC), and evaluate every region ind
 (DESIGN §5). Both work on the bounding box of the foreground of either map, plus one voxel, so
 the cost follows the lesions rather than the volume; every metric here is unchanged by that crop.
 
+Per region: components of both masks (:func:`~workbench.metrics.matching.connected_components`),
+one overlap table, a Hungarian matching per threshold
+(:func:`~workbench.metrics.matching.match_instances`), PQ per threshold and size stratum
+(:mod:`~workbench.metrics.panoptic`), detection from the same table, CC-Dice
+(:func:`~workbench.metrics.ccmetric.cc_dice`, Voronoi distances in mm) and the surface metrics
+(:mod:`~workbench.metrics.surface`). Arguments are checked by :mod:`workbench._validate`.
+
 Empty-case policy
 -----------------
 Some values are 0/0 for a region in a case. :class:`EmptyPolicy` (keyword ``empty``) fills them
@@ -46,7 +53,14 @@ import numpy as np
 import pandas as pd
 
 import workbench
-from workbench.instances import _check_connectivity, _check_spacing
+from workbench._validate import (
+    DEFAULT_THRESHOLDS,
+    check_connectivity,
+    check_finite,
+    check_spacing,
+    check_thresholds,
+    expected,
+)
 from workbench.labels import LabelSchema, LabelValueError, get_schema
 from workbench.metrics.ccmetric import cc_dice_from_components
 from workbench.metrics.matching import OverlapTable, connected_components, match_instances, overlap_table
@@ -95,6 +109,7 @@ LESION_COLUMNS = (
 )
 
 _NAN = float("nan")
+_LESION_THRESHOLDS = "a Dice value in (0, 1] or a non-empty sequence of distinct such values"
 
 
 @dataclass(frozen=True)
@@ -181,7 +196,7 @@ def evaluate_case(
     schema: str | LabelSchema = "brats_mets_2025",
     regions: Sequence[str] | None = None,
     spacing: Sequence[float] | None = None,
-    thresholds: Sequence[float] = (0.1, 0.3, 0.5),
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     connectivity: int | None = None,
     size_edges_mm3: Sequence[float] = DEFAULT_SIZE_EDGES_MM3,
     surface_tolerance_mm: float = DEFAULT_SURFACE_TOLERANCE_MM,
@@ -225,10 +240,9 @@ def evaluate_case(
         - per threshold: ``pq``, ``sq``, ``rq``, ``tp``, ``fp``, ``fn`` with ``stratum`` "all",
           and again per size stratum (``"<100"``, ``"100-1000"``, ``">=1000"``).
 
-        Regions come in schema order, then a ``"mean"`` region: per (metric, threshold,
-        stratum), the mean over the evaluated regions of the values that are not NaN (NaN if all
-        are) — the foreground mean of the multi-class paper. ``DataFrame.attrs["config"]`` holds
-        the options and the package version.
+        Regions come in schema order, then a ``"mean"`` region: per (metric, threshold, stratum),
+        the mean over the evaluated regions of the values that are not NaN (NaN if all are), the
+        multi-class paper's foreground mean. ``attrs["config"]`` holds options and version.
 
     Raises
     ------
@@ -242,64 +256,19 @@ def evaluate_case(
     UserWarning
         If the prediction is empty while the reference is not (a model that predicts nothing).
 
-    Notes
-    -----
-    Per region: components of both masks (:func:`~workbench.metrics.matching.connected_components`),
-    one overlap table, a Hungarian matching per threshold
-    (:func:`~workbench.metrics.matching.match_instances`), PQ per threshold and size stratum
-    (:mod:`~workbench.metrics.panoptic`), detection from the same table, CC-Dice
-    (:func:`~workbench.metrics.ccmetric.cc_dice`, Voronoi distances in mm) and the surface
-    metrics (:mod:`~workbench.metrics.surface`).
-
     Examples
     --------
     >>> ref = np.zeros((1, 12), dtype=np.uint8); ref[0, 1:4] = 3; ref[0, 8:10] = 3
     >>> pred = np.zeros_like(ref); pred[0, 1:4] = 3; pred[0, 6] = 3
     >>> table = evaluate_case(pred, ref, regions=["ET"], thresholds=[0.5])
-    >>> table.query("stratum == 'all' and region == 'ET'").set_index("metric")["value"][["dice", "pq", "rq", "f1"]]
-    metric
-    dice    0.666667
-    pq      0.500000
-    rq      0.500000
-    f1      0.500000
-    Name: value, dtype: float64
+    >>> scores = table.query("stratum == 'all' and region == 'ET'").set_index("metric")["value"]
+    >>> scores[["dice", "pq", "rq", "f1"]].round(4).to_dict()
+    {'dice': 0.6667, 'pq': 0.5, 'rq': 0.5, 'f1': 0.5}
     """
     case = _prepare(pred, ref, schema, regions, spacing, connectivity, case_id)
-    thresholds = _check_thresholds(thresholds)
-    edges = check_size_edges(size_edges_mm3)
-    tolerance = _check_tolerance(surface_tolerance_mm)
-    policy = _check_policy(empty)
-    if not case.pred_values.any() and case.ref_values.any():
-        warnings.warn(
-            f"The prediction{'' if case_id is None else f' of case {case_id!r}'} is empty (all 0) while the "
-            "reference is not: every reference lesion is a false negative.",
-            stacklevel=2,
-        )
-
-    rows: list[tuple[str, str, float, str, float]] = []
-    for name in case.regions:
-        pred_mask, ref_mask = case.masks(name)
-        for metric, threshold, stratum, value in _region_rows(
-            pred_mask, ref_mask, case, thresholds, edges, tolerance, policy
-        ):
-            rows.append((name, metric, threshold, stratum, value))
-    table = pd.DataFrame(rows, columns=["region", "metric", "threshold", "stratum", "value"])
-    mean = table.groupby(["metric", "threshold", "stratum"], dropna=False, sort=False)["value"].mean().reset_index()
-    table = pd.concat([table, mean.assign(region="mean")], ignore_index=True)
-    table.insert(0, "case_id", case.case_id)
-    table.attrs["config"] = {
-        "schema": case.schema.name,
-        "regions": list(case.regions),
-        "spacing": list(case.spacing),
-        "connectivity": case.connectivity,
-        "thresholds": list(thresholds),
-        "matching": "hungarian, max total Dice, Dice >= threshold",
-        "size_edges_mm3": list(edges),
-        "surface_tolerance_mm": tolerance,
-        "empty": asdict(policy),
-        "workbench_version": workbench.__version__,
-    }
-    return table[list(EVALUATE_COLUMNS)]
+    options = _check_options(thresholds, size_edges_mm3, surface_tolerance_mm, empty)
+    _warn_if_nothing_predicted(case)
+    return _case_table(case, options)
 
 
 def lesion_table(
@@ -369,23 +338,12 @@ def lesion_table(
     3        0.9       2     FN  0.00
     4        0.9    <NA>     FP  0.00
     """
-    thresholds = _check_lesion_thresholds(threshold)
+    thresholds = check_thresholds(threshold, "threshold", distinct=True, what=_LESION_THRESHOLDS)
     case = _prepare(pred, ref, schema, regions, spacing, connectivity, case_id)
     lesions = {name: _region_lesions(*case.masks(name), case) for name in case.regions}
     # A block of rows per threshold, per region within it: numpy columns, then one DataFrame.
     blocks = [(t, name, _lesion_rows(found, t, case)) for t in thresholds for name, found in lesions.items()]
-    counts = [len(rows["status"]) for _, _, rows in blocks]
-    columns = {key: np.concatenate([rows[key] for _, _, rows in blocks]) for key in blocks[0][2]}
-    columns["case_id"] = np.full(sum(counts), case.case_id, dtype=object)
-    columns["region"] = np.repeat(np.array([name for _, name, _ in blocks], dtype=object), counts)
-    columns["threshold"] = np.repeat(np.array([t for t, _, _ in blocks], dtype=np.float64), counts)
-    columns["status"] = columns["status"].astype(object)
-    for side in ("ref", "pred"):
-        voxels = columns[f"{side}_voxels"]
-        columns[f"{side}_mm3"] = np.where(voxels == 0, _NAN, voxels * case.voxel_mm3)
-    for key in ("ref_id", "pred_id", "ref_voxels", "pred_voxels"):  # Int64, <NA> for an absent lesion
-        columns[key] = pd.arrays.IntegerArray(columns[key], columns[key] == 0)
-    return pd.DataFrame({key: columns[key] for key in LESION_COLUMNS})
+    return _lesion_frame(blocks, case)
 
 
 # --------------------------------------------------------------------------- input handling
@@ -471,8 +429,8 @@ def _prepare(
         box_shape=box_shape,
         schema=schema,
         regions=_check_regions(regions, schema),
-        spacing=_check_spacing(None if spacing is None else tuple(spacing), pred.ndim),
-        connectivity=_check_connectivity(connectivity, pred.ndim),
+        spacing=check_spacing(spacing, pred.ndim),
+        connectivity=check_connectivity(connectivity, pred.ndim),
         case_id=case_id,
     )
 
@@ -516,42 +474,46 @@ def _check_regions(regions: Sequence[str] | None, schema: LabelSchema) -> tuple[
     chosen = tuple(regions)
     unknown = [r for r in chosen if r not in available]
     if not chosen or unknown or len(set(chosen)) != len(chosen):
-        raise ValueError(
-            f"Expected `regions` to be distinct regions of schema {schema.name!r} {available}, but got {chosen}."
-        )
+        raise ValueError(expected("regions", f"distinct regions of schema {schema.name!r} {available}", chosen))
     return chosen
 
 
-def _check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
-    values = tuple(float(t) for t in np.ravel(thresholds))
-    if not values or len(set(values)) != len(values) or not all(0.0 < t <= 1.0 for t in values):
-        raise ValueError(
-            f"Expected `thresholds` to be distinct Dice values in (0, 1], but got {tuple(np.ravel(thresholds))}."
-        )
-    return values
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of :func:`evaluate_case`.
+
+    Attributes
+    ----------
+    thresholds : tuple of float
+        Distinct matching thresholds in (0, 1].
+    edges : tuple of float
+        Size strata edges in mm³.
+    tolerance : float
+        Surface Dice tolerance in mm.
+    policy : EmptyPolicy
+    """
+
+    thresholds: tuple[float, ...]
+    edges: tuple[float, ...]
+    tolerance: float
+    policy: EmptyPolicy
 
 
-def _check_lesion_thresholds(threshold: float | Sequence[float]) -> tuple[float, ...]:
-    """``lesion_table``'s ``threshold``, one value or several, as a tuple of floats."""
-    try:
-        values = () if isinstance(threshold, str) else tuple(float(t) for t in np.ravel(threshold))
-    except (TypeError, ValueError):
-        values = ()
-    if not values or len(set(values)) != len(values) or not all(0.0 < t <= 1.0 for t in values):
-        raise ValueError(
-            "Expected `threshold` to be a Dice value in (0, 1] or a non-empty sequence of distinct such "
-            f"values, but got {threshold!r}."
-        )
-    return values
-
-
-def _check_tolerance(tolerance_mm: float) -> float:
-    value = float(tolerance_mm)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(
-            f"Expected `surface_tolerance_mm` to be a finite, non-negative distance in mm, but got {tolerance_mm!r}."
-        )
-    return value
+def _check_options(
+    thresholds: Sequence[float],
+    size_edges_mm3: Sequence[float],
+    surface_tolerance_mm: float,
+    empty: str | EmptyPolicy,
+) -> _Options:
+    """:func:`evaluate_case`'s options, checked in this order; ``ValueError`` naming the first bad one."""
+    return _Options(
+        thresholds=check_thresholds(thresholds, distinct=True, what="distinct Dice values in (0, 1]"),
+        edges=check_size_edges(size_edges_mm3),
+        tolerance=check_finite(
+            "surface_tolerance_mm", surface_tolerance_mm, minimum=0.0, what="a finite, non-negative distance in mm"
+        ),
+        policy=_check_policy(empty),
+    )
 
 
 def _check_policy(empty: str | EmptyPolicy) -> EmptyPolicy:
@@ -559,7 +521,58 @@ def _check_policy(empty: str | EmptyPolicy) -> EmptyPolicy:
         return empty
     if isinstance(empty, str) and empty in EMPTY_PRESETS:
         return EMPTY_PRESETS[empty]
-    raise ValueError(f"Expected `empty` to be one of {tuple(EMPTY_PRESETS)} or an EmptyPolicy, but got {empty!r}.")
+    raise ValueError(expected("empty", f"one of {tuple(EMPTY_PRESETS)} or an EmptyPolicy", empty))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _warn_if_nothing_predicted(case: _Case) -> None:
+    """Warn (at :func:`evaluate_case`'s caller) when the prediction is empty and the reference is not."""
+    if not case.pred_values.any() and case.ref_values.any():
+        warnings.warn(
+            f"The prediction{'' if case.case_id is None else f' of case {case.case_id!r}'} is empty (all 0) while the "
+            "reference is not: every reference lesion is a false negative.",
+            stacklevel=3,
+        )
+
+
+def _case_table(case: _Case, options: _Options) -> pd.DataFrame:
+    """:func:`evaluate_case`'s table: each region's rows, then the ``"mean"`` region; config in ``attrs``."""
+    rows = [(name, *row) for name in case.regions for row in _region_rows(*case.masks(name), case, options)]
+    table = pd.DataFrame(rows, columns=["region", "metric", "threshold", "stratum", "value"])
+    mean = table.groupby(["metric", "threshold", "stratum"], dropna=False, sort=False)["value"].mean().reset_index()
+    table = pd.concat([table, mean.assign(region="mean")], ignore_index=True)
+    table.insert(0, "case_id", case.case_id)
+    table.attrs["config"] = {
+        "schema": case.schema.name,
+        "regions": list(case.regions),
+        "spacing": list(case.spacing),
+        "connectivity": case.connectivity,
+        "thresholds": list(options.thresholds),
+        "matching": "hungarian, max total Dice, Dice >= threshold",
+        "size_edges_mm3": list(options.edges),
+        "surface_tolerance_mm": options.tolerance,
+        "empty": asdict(options.policy),
+        "workbench_version": workbench.__version__,
+    }
+    return table[list(EVALUATE_COLUMNS)]
+
+
+def _lesion_frame(blocks: list[tuple[float, str, dict[str, np.ndarray]]], case: _Case) -> pd.DataFrame:
+    """:func:`lesion_table`'s table from ``(threshold, region, columns of _lesion_rows)`` blocks, in order."""
+    counts = [len(rows["status"]) for _, _, rows in blocks]
+    columns = {key: np.concatenate([rows[key] for _, _, rows in blocks]) for key in blocks[0][2]}
+    columns["case_id"] = np.full(sum(counts), case.case_id, dtype=object)
+    columns["region"] = np.repeat(np.array([name for _, name, _ in blocks], dtype=object), counts)
+    columns["threshold"] = np.repeat(np.array([t for t, _, _ in blocks], dtype=np.float64), counts)
+    columns["status"] = columns["status"].astype(object)
+    for side in ("ref", "pred"):
+        voxels = columns[f"{side}_voxels"]
+        columns[f"{side}_mm3"] = np.where(voxels == 0, _NAN, voxels * case.voxel_mm3)
+    for key in ("ref_id", "pred_id", "ref_voxels", "pred_voxels"):  # Int64, <NA> for an absent lesion
+        columns[key] = pd.arrays.IntegerArray(columns[key], columns[key] == 0)
+    return pd.DataFrame({key: columns[key] for key in LESION_COLUMNS})
 
 
 # --------------------------------------------------------------------------- one region
@@ -584,15 +597,10 @@ def _instances(
 
 
 def _region_rows(
-    pred_mask: np.ndarray,
-    ref_mask: np.ndarray,
-    case: _Case,
-    thresholds: tuple[float, ...],
-    edges: tuple[float, ...],
-    tolerance: float,
-    policy: EmptyPolicy,
+    pred_mask: np.ndarray, ref_mask: np.ndarray, case: _Case, options: _Options
 ) -> list[tuple[str, float, str, float]]:
     """(metric, threshold, stratum, value) rows of one region."""
+    policy = options.policy
     _, _, table, ref_labels = _instances(pred_mask, ref_mask, case)
     situation = _situation(table.n_ref, table.n_pred)
     detection = detection_metrics(table)
@@ -603,7 +611,7 @@ def _region_rows(
         "f1": detection.f1,
         "cc_dice": _cc_dice(pred_mask, ref_labels, table.n_ref, situation, case),
     }
-    scores["surface_dice"], hd95 = _surface_metrics(pred_mask, ref_mask, situation, case, tolerance)
+    scores["surface_dice"], hd95 = _surface_metrics(pred_mask, ref_mask, situation, case, options.tolerance)
     rows = [(metric, _NAN, "all", policy.fill(value, situation)) for metric, value in scores.items()]
     rows += [
         ("n_ref", _NAN, "all", float(table.n_ref)),
@@ -611,10 +619,10 @@ def _region_rows(
         ("hd95", _NAN, "all", policy.fill_hd95(hd95, situation)),
     ]
     ref_mm3, pred_mm3 = table.ref_sizes * case.voxel_mm3, table.pred_sizes * case.voxel_mm3
-    for threshold in thresholds:
+    for threshold in options.thresholds:
         matching = match_instances(table, threshold)
         rows += _quality_rows(panoptic_quality(matching), threshold, "all", situation, policy)
-        for stratum, quality in stratified_panoptic_quality(matching, ref_mm3, pred_mm3, edges).items():
+        for stratum, quality in stratified_panoptic_quality(matching, ref_mm3, pred_mm3, options.edges).items():
             rows += _quality_rows(quality, threshold, stratum, _stratum_situation(quality), policy)
     return rows
 

@@ -50,7 +50,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.spatial import KDTree
 
-from workbench.instances import _check_connectivity, _check_spacing
+from workbench._validate import check_connectivity, check_spacing
 from workbench.metrics.matching import connected_components
 from workbench.metrics.surface import _border_voxels, check_mask_pair
 
@@ -116,8 +116,8 @@ def cc_dice(
     [0.6666666666666666, 0.0]
     """
     pred, ref = check_mask_pair(pred, ref)
-    connectivity = _check_connectivity(connectivity, ref.ndim)
-    spacing = _check_spacing(spacing, ref.ndim)
+    connectivity = check_connectivity(connectivity, ref.ndim)
+    spacing = check_spacing(spacing, ref.ndim)
     components, count = connected_components(ref, connectivity=connectivity)
     return cc_dice_from_components(pred, components, count, spacing)
 

@@ -59,6 +59,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from workbench._validate import CONNECTIVITIES, DEFAULT_CONNECTIVITY, check_spacing
 from workbench.metrics.matching import (
     connected_components,
     match_instances,
@@ -73,6 +74,10 @@ SRI_DIAGONAL_MM = 373.0
 
 # Distances within this relative margin of a tolerance count as equal to it (floating point only).
 _TIE_RTOL = 1e-9
+
+_OFFICIAL_CONNECTIVITY = {3: DEFAULT_CONNECTIVITY, 2: CONNECTIVITIES[2][0]}
+"""The official scorer's lesion connectivity by dimension: full (26, cc3d) in 3D, but face-only (4,
+scipy.ndimage.label's default) in 2D, not the full 8 used elsewhere in the package."""
 
 
 @dataclass(frozen=True)
@@ -215,7 +220,7 @@ def region_score(
     RegionScore
     """
     ndim = ref_mask.ndim
-    connectivity = 26 if ndim == 3 else 4
+    connectivity = _OFFICIAL_CONNECTIVITY[ndim]
     ref_labels, n_ref = connected_components(ref_mask, connectivity=connectivity)
     pred_labels, n_pred = connected_components(pred_mask, connectivity=connectivity)
     voxel_volume = float(np.prod(spacing))
@@ -289,7 +294,7 @@ def score_case(
     """
     preset = get_preset(preset)
     pred, ref = _checked_maps(pred, ref, preset)
-    spacing = _checked_spacing(spacing, ref.ndim)
+    spacing = check_spacing(spacing, ref.ndim)
     if preset.reverse_spacing:
         spacing = spacing[::-1]
     row: dict[str, object] = {"subject_id": case_id}
@@ -545,11 +550,3 @@ def _values_present(label_map: np.ndarray) -> np.ndarray:
         return np.unique(label_map)
     return np.flatnonzero(np.bincount(label_map.ravel(), minlength=high + 1))
 
-
-def _checked_spacing(spacing: tuple[float, ...] | None, ndim: int) -> tuple[float, ...]:
-    if spacing is None:
-        return (1.0,) * ndim
-    values = tuple(float(s) for s in spacing)
-    if len(values) != ndim or not all(np.isfinite(values)) or min(values) <= 0:
-        raise ValueError(f"Expected `spacing` to be {ndim} positive voxel sizes in mm, but got {spacing!r}.")
-    return values

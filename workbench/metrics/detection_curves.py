@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from workbench._validate import check_choice, check_spacing
 from workbench.labels import LabelSchema
 from workbench.metrics.matching import connected_components, overlap_table
 from workbench.metrics.panoptic import (
@@ -104,8 +105,7 @@ def lesion_candidates(
         raise ValueError("Expected `probability` values in [0, 1] (no NaN).")
     if not 0 < floor <= 1:
         raise ValueError(f"Expected `floor` in (0, 1], but got {floor!r}.")
-    if score not in ("max", "mean"):
-        raise ValueError(f"Expected `score` to be 'max' or 'mean', but got {score!r}.")
+    check_choice("score", score, ("max", "mean"))
     labels, count = connected_components(probability >= floor, connectivity=connectivity)
     if count == 0:
         return labels.astype(np.int32, copy=False), np.zeros(0)
@@ -155,9 +155,8 @@ def lesion_rows(
     confidences = np.asarray(confidences, dtype=np.float64)
     if candidates.shape != np.shape(reference):
         raise ValueError(f"Expected `candidates` and `reference` of one shape, got {candidates.shape} and {np.shape(reference)}.")
-    if overlap not in ("iou", "dice"):
-        raise ValueError(f"Expected `overlap` to be 'iou' or 'dice', but got {overlap!r}.")
-    spacing = (1.0,) * candidates.ndim if spacing is None else tuple(float(s) for s in spacing)
+    check_choice("overlap", overlap, ("iou", "dice"))
+    spacing = check_spacing(spacing, candidates.ndim)
     ref_labels, n_ref = connected_components(np.asarray(reference, dtype=bool), connectivity=connectivity)
     table = overlap_table(candidates, ref_labels)
     if table.n_pred != confidences.size:

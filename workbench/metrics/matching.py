@@ -38,7 +38,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components as graph_components
 
-from workbench.instances import _check_connectivity
+from workbench._validate import check_connectivity, check_thresholds, expected
 
 __all__ = ["Matching", "OverlapTable", "connected_components", "match_instances", "overlap_table"]
 
@@ -81,8 +81,8 @@ def connected_components(mask: np.ndarray, *, connectivity: int | None = None) -
         raise ValueError(
             f"Expected `mask` to be a 2D or 3D boolean array, but got dtype {mask.dtype} and shape {mask.shape}."
         )
-    connectivity = _check_connectivity(connectivity, mask.ndim)
-    # A uint8 view, not bool: cc3d's bool fast path mislabels some images (see instances.py).
+    connectivity = check_connectivity(connectivity, mask.ndim)
+    # A uint8 view, not bool: cc3d's bool fast path mislabels some images (see workbench/instances/maps.py).
     labels, n = cc3d.connected_components(
         np.ascontiguousarray(mask).view(np.uint8), connectivity=connectivity, return_N=True, out_dtype=np.uint32
     )
@@ -267,10 +267,11 @@ def match_instances(table: OverlapTable, threshold: float) -> Matching:
 
 
 def _check_threshold(threshold: float) -> float:
-    value = float(threshold)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"Expected `threshold` to be a Dice value in (0, 1], but got {threshold!r}.")
-    return value
+    """One Dice threshold in (0, 1], as :func:`~workbench._validate.check_thresholds` checks them."""
+    what = "a Dice value in (0, 1]"
+    if np.ndim(threshold) != 0:
+        raise ValueError(expected("threshold", what, threshold))
+    return check_thresholds(threshold, "threshold", what=what)[0]
 
 
 def _blocks(ref_ids: np.ndarray, pred_ids: np.ndarray, n_ref: int) -> np.ndarray:

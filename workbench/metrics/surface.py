@@ -29,6 +29,8 @@ import numpy as np
 from scipy.spatial import KDTree
 from scipy.spatial.distance import cdist
 
+from workbench._validate import check_finite, check_spacing
+
 __all__ = [
     "border_voxels",
     "hd95",
@@ -84,7 +86,7 @@ def surface_distances(
     ([1.5, 1.0], [1.0, 1.5, 2.0])
     """
     pred, ref = check_mask_pair(pred, ref)
-    scale = _check_spacing(spacing, pred.ndim)
+    scale = np.asarray(check_spacing(spacing, pred.ndim))
     return point_set_distances(border_voxels(pred), border_voxels(ref), scale)
 
 
@@ -239,18 +241,8 @@ def _as_bool(name: str, mask: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _check_spacing(spacing: tuple[float, ...], ndim: int) -> np.ndarray:
-    values = np.asarray(spacing, dtype=np.float64).ravel()
-    if values.size != ndim or not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"Expected `spacing` to be {ndim} positive, finite voxel sizes in mm, but got {spacing!r}.")
-    return values
-
-
 def _check_tolerance(tolerance_mm: float) -> float:
-    tolerance = float(tolerance_mm)
-    if not np.isfinite(tolerance) or tolerance < 0:
-        raise ValueError(f"Expected `tolerance_mm` to be a finite, non-negative distance, but got {tolerance_mm!r}.")
-    return tolerance
+    return check_finite("tolerance_mm", tolerance_mm, minimum=0.0, what="a finite, non-negative distance")
 
 
 def _border_voxels(mask: np.ndarray) -> np.ndarray:

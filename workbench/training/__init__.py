@@ -10,9 +10,11 @@ From the shell: ``workbench train --config FILE [--resume]`` and
 ``workbench predict RUN_DIR --manifest M -o OUT``.
 """
 
+from workbench.labels import regions_to_labels
 from workbench.training.config import ConfigError, TrainConfig, config_to_dict, load_config, validate
-from workbench.training.loop import RunResult, load_model, train
-from workbench.training.predict import predict_manifest, regions_to_labels
+from workbench.training.loop import RunResult, train
+from workbench.training.model import load_model
+from workbench.training.predict import predict_manifest
 
 __all__ = [
     "ConfigError",

@@ -290,8 +290,9 @@ def _type_error(name: str, value: Any, expected: str) -> ConfigError:
 
 
 def _check_values(config: TrainConfig) -> None:
+    from workbench._validate import check_connectivity
     from workbench.labels import get_schema
-    from workbench.losses import LOSS_NAMES
+    from workbench.losses.registry import LOSSES
 
     for name in _POSITIVE:
         if getattr(config, name) <= 0:
@@ -299,8 +300,8 @@ def _check_values(config: TrainConfig) -> None:
     for name in _NON_NEGATIVE:
         if getattr(config, name) < 0:
             raise ConfigError(f"Expected config field `{name}` to be ≥ 0, but got {getattr(config, name)!r}.")
-    if config.loss not in LOSS_NAMES:
-        raise ConfigError(f"Expected config field `loss` to be one of {LOSS_NAMES}, but got {config.loss!r}.")
+    if config.loss not in LOSSES:
+        raise ConfigError(f"Expected config field `loss` to be one of {tuple(LOSSES)}, but got {config.loss!r}.")
     if config.schema is not None:
         try:
             get_schema(config.schema)
@@ -319,8 +320,11 @@ def _check_values(config: TrainConfig) -> None:
         raise ConfigError(f"Expected config field `patch_size` to be 3 positive sizes, but got {config.patch_size!r}.")
     if min(config.filters, default=0) < 1:
         raise ConfigError(f"Expected config field `filters` to be positive feature counts, but got {config.filters!r}.")
-    if config.connectivity is not None and config.connectivity not in (6, 18, 26):
-        raise ConfigError(f"Expected config field `connectivity` to be one of (6, 18, 26) or null, but got {config.connectivity!r}.")
+    if config.connectivity is not None:
+        try:
+            check_connectivity(config.connectivity, 3)
+        except ValueError as error:
+            raise ConfigError(f"Config field `connectivity`: {error}") from None
     _check_loss(config)
     if config.network == "basicunet":
         if len(config.filters) != 6:
@@ -348,13 +352,13 @@ def _check_loss(config: TrainConfig) -> None:
     """Build the loss once so that a bad ``loss_options`` entry fails before any data is read."""
     import warnings
 
-    from workbench.losses import build_loss
+    from workbench.losses import build_loss, get_loss_spec
 
     options = dict(config.loss_options)
     reserved = sorted({"mode", "schema"} & set(options))
     if reserved:
         raise ConfigError(f"Config field `loss_options`: set {reserved} through the top-level fields, not here.")
-    if config.loss != "dc_ce" and config.connectivity is not None:
+    if config.connectivity is not None and "connectivity" in get_loss_spec(config.loss).options:
         options.setdefault("connectivity", config.connectivity)
     try:
         with warnings.catch_warnings():

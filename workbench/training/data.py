@@ -47,6 +47,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from workbench._validate import check_connectivity
 from workbench.data.manifest import Manifest, load_case
 from workbench.instances import concat_instance_maps, instance_maps
 from workbench.labels import LabelSchema, get_schema
@@ -374,8 +375,7 @@ class PatchDataset(Dataset):
             raise ValueError(f"Expected `samples_per_epoch` to be a positive integer, but got {samples_per_epoch!r}.")
         if not _is_int(seed) or seed < 0:
             raise ValueError(f"Expected `seed` to be a non-negative integer, but got {seed!r}.")
-        if connectivity is not None and connectivity not in (6, 18, 26):
-            raise ValueError(f"Expected `connectivity` to be one of (6, 18, 26) or None, but got {connectivity!r}.")
+        connectivity = check_connectivity(connectivity, 3)
         cases = list(cases)
         if not cases:
             raise ValueError("Expected at least one case in `cases`, but got none.")
@@ -396,7 +396,7 @@ class PatchDataset(Dataset):
         self.seed = int(seed)
         self.instances = bool(instances)
         self.voronoi = bool(voronoi)
-        self.connectivity = 26 if connectivity is None else int(connectivity)
+        self.connectivity = connectivity
         self.epoch = 0
         self._cases = [_prepare(case, sampling.patch_size) for case in cases]
 

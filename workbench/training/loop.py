@@ -39,7 +39,7 @@ import yaml
 from tqdm import tqdm
 
 from workbench._io import atomic_write
-from workbench._runinfo import package_versions, utc_now, write_json
+from workbench.data.nifti import save_nifti
 from workbench.training.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -47,10 +47,16 @@ from workbench.training.checkpoint import (
     seed_everything,
     set_rng_state,
 )
+from workbench.metrics import evaluate_case
+from workbench.runs.record import RunRecord
 from workbench.training.config import ConfigError, TrainConfig, config_to_dict, validate
-from workbench.training.network import build_network, deep_supervision_weights
+from workbench.training.data import patch_loader
+from workbench.training.model import configured_network, resolve_device
+from workbench.training.network import deep_supervision_weights
+from workbench.training.predict import logits_to_labels, predict_case, sliding_window_logits
+from workbench.training.probabilities import PROBABILITY_SUFFIX, foreground_probabilities, save_probabilities
 
-__all__ = ["METRIC_COLUMNS", "RunResult", "load_model", "resolve_device", "train"]
+__all__ = ["METRIC_COLUMNS", "RunResult", "train"]
 
 METRIC_COLUMNS = ["epoch", "phase", "region", "metric", "threshold", "value"]
 _RESUMABLE_CHANGES = {"out_dir", "epochs", "progress", "workers", "val_every", "predict_final", "device"}
@@ -130,103 +136,63 @@ def train(config: TrainConfig | Mapping[str, Any], *, resume: bool = False) -> R
     _check_run_dir(config, run_dir, ckpt_path, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_yaml(run_dir / "config.yaml", config_to_dict(config))
-    started = time.perf_counter()
-    info: dict[str, Any] = {"status": "running", "started": utc_now(), "resumed": resume, "parameters": config_to_dict(config)}
     previous = _deterministic(config.deterministic)
     try:
-        seed_everything(config.seed)
-        manifest, schema, train_cases, val_cases = _load_data(config)
-        dataset = _dataset(config, schema, train_cases)
-        state = _build_state(config, schema, train_cases[0].image.shape[0])
-        start_epoch, rows = 0, []
-        if resume:
-            start_epoch, rows = _restore(state, ckpt_path, run_dir)
-        info.update(
-            versions=package_versions(_VERSIONED), git=_git(), device=str(state.device), precision=str(state.amp_dtype or "float32"),
-            manifest=str(manifest.source or manifest.name), schema=schema.name, start_epoch=start_epoch,
-            train_cases=[c.case_id for c in train_cases], val_cases=[c.case_id for c in val_cases],
-        )
-        write_json(run_dir / "run.json", info)
-        from workbench.training.data import patch_loader
-
-        loader = patch_loader(dataset, batch_size=config.batch_size, workers=config.workers)
-        epoch_seconds = []
-        epochs = tqdm(
-            range(start_epoch, config.epochs), desc="training", unit="epoch", initial=start_epoch,
-            total=config.epochs, disable=not config.progress,
-        )
-        for epoch in epochs:
-            tick = time.perf_counter()
-            dataset.set_epoch(epoch)
-            _apply_poly_lr(state, config, epoch)
-            rows += _train_epoch(state, loader, config, epoch)
-            if val_cases and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
-                validation = _validation_rows(state, val_cases, schema, config, epoch)
-                rows += validation
-                if config.progress:
-                    tqdm.write(f"epoch {epoch + 1} validation: {_format_validation(validation)}")
-            state.scheduler.step()
-            epoch_seconds.append(time.perf_counter() - tick)
-            rows.append(_row(epoch, "train", "seconds", epoch_seconds[-1]))
-            save_checkpoint(ckpt_path, _checkpoint(state, config, epoch + 1))
+        with RunRecord(run_dir, parameters=config_to_dict(config), packages=_VERSIONED, resumed=resume) as record:
+            seed_everything(config.seed)
+            manifest, schema, train_cases, val_cases = _load_data(config)
+            dataset = _dataset(config, schema, train_cases)
+            state = _build_state(config, schema, train_cases[0].image.shape[0])
+            start_epoch, rows = _restore(state, ckpt_path, run_dir) if resume else (0, [])
+            record.update(
+                git=_git(), device=str(state.device), precision=str(state.amp_dtype or "float32"),
+                manifest=str(manifest.source or manifest.name), schema=schema.name, start_epoch=start_epoch,
+                train_cases=[c.case_id for c in train_cases], val_cases=[c.case_id for c in val_cases],
+            )
+            epoch_seconds = _run_epochs(state, dataset, val_cases, schema, config, rows, start_epoch)
+            predictions = _final_predictions(state, val_cases, schema, config, run_dir) if config.predict_final else ()
             _write_metrics(run_dir / "metrics.parquet", rows)
-            epochs.set_postfix(_progress_summary(rows, epoch))
-        predictions = _final_predictions(state, val_cases, schema, config, run_dir) if config.predict_final else ()
-    except BaseException as error:
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        info.update(status=status, finished=utc_now(), error=f"{type(error).__name__}: {error}")
-        write_json(run_dir / "run.json", info)
-        raise
+            record.finish(
+                epochs_completed=config.epochs, timings={"epoch_s": epoch_seconds},
+                outputs=["config.yaml", "metrics.parquet", "checkpoints/last.pt", *(f"predictions/{p.name}" for p in predictions)],
+            )
     finally:
         torch.use_deterministic_algorithms(previous)
-    metrics = _frame(rows)
-    _write_metrics(run_dir / "metrics.parquet", rows)
-    info.update(
-        status="complete", finished=utc_now(), epochs_completed=config.epochs,
-        timings={"total_s": time.perf_counter() - started, "epoch_s": epoch_seconds},
-        outputs=["config.yaml", "metrics.parquet", "checkpoints/last.pt", *(f"predictions/{p.name}" for p in predictions)],
-    )
-    write_json(run_dir / "run.json", info)
-    return RunResult(run_dir, config, config.epochs, metrics, ckpt_path, tuple(predictions))
+    return RunResult(run_dir, config, config.epochs, _frame(rows), ckpt_path, tuple(predictions))
 
 
-def resolve_device(config: TrainConfig, device: str | None = None) -> tuple[torch.device, torch.dtype | None]:
-    """The device and autocast dtype of a run (None: full precision).
+def _run_epochs(
+    state: _State, dataset: Any, val_cases: list, schema: Any, config: TrainConfig, rows: list[dict[str, Any]],
+    start_epoch: int,
+) -> list[float]:
+    """Train epochs ``start_epoch .. config.epochs - 1``, appending to ``rows``; checkpoint and metrics after each.
 
-    ``device`` overrides ``config.device``. ``precision: auto`` gives bf16 on CUDA where
-    supported, else fp16 (with a GradScaler in training), and fp32 on the CPU.
-
-    Raises
-    ------
-    ConfigError
-        CUDA asked for but unavailable, or bf16 / fp16 on the CPU.
+    Returns the seconds each epoch took.
     """
-    choice = device or config.device
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("Config field `device`: 'cuda' was asked for, but no CUDA device is available.")
-    if choice not in ("cpu", "cuda"):
-        raise ConfigError(f"Expected `device` to be one of ('auto', 'cpu', 'cuda'), but got {choice!r}.")
-    precision = config.precision
-    if choice == "cpu":
-        if precision in ("bf16", "fp16"):
-            raise ConfigError(f"Config field `precision`: {precision!r} needs CUDA; the CPU trains in fp32.")
-        return torch.device("cpu"), None
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return torch.device("cuda"), dtype
-
-
-def load_model(run_dir: str | os.PathLike[str]) -> tuple[torch.nn.Module, TrainConfig]:
-    """The trained network of a run folder (weights of ``checkpoints/last.pt``, on the CPU) and its config."""
-    checkpoint = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-    config = validate(checkpoint["config"])
-    network = checkpoint["network"]
-    model = _network(config, network["in_channels"], network["out_channels"])
-    model.load_state_dict(checkpoint["model"])
-    return model, config
+    run_dir = Path(config.out_dir)
+    loader = patch_loader(dataset, batch_size=config.batch_size, workers=config.workers)
+    epoch_seconds = []
+    epochs = tqdm(
+        range(start_epoch, config.epochs), desc="training", unit="epoch", initial=start_epoch,
+        total=config.epochs, disable=not config.progress,
+    )
+    for epoch in epochs:
+        tick = time.perf_counter()
+        dataset.set_epoch(epoch)
+        _apply_poly_lr(state, config, epoch)
+        rows += _train_epoch(state, loader, config, epoch)
+        if val_cases and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+            validation = _validation_rows(state, val_cases, schema, config, epoch)
+            rows += validation
+            if config.progress:
+                tqdm.write(f"epoch {epoch + 1} validation: {_format_validation(validation)}")
+        state.scheduler.step()
+        epoch_seconds.append(time.perf_counter() - tick)
+        rows.append(_row(epoch, "train", "seconds", epoch_seconds[-1]))
+        save_checkpoint(run_dir / "checkpoints" / "last.pt", _checkpoint(state, config, epoch + 1))
+        _write_metrics(run_dir / "metrics.parquet", rows)
+        epochs.set_postfix(_progress_summary(rows, epoch))
+    return epoch_seconds
 
 
 # --------------------------------------------------------------------------- setup
@@ -278,7 +244,10 @@ def _load_data(config: TrainConfig) -> tuple[Any, Any, list, list]:
 
 
 def _dataset(config: TrainConfig, schema: Any, cases: list) -> Any:
+    from workbench.losses import get_loss_spec
     from workbench.training.data import PatchDataset, PatchSampling
+
+    maps = get_loss_spec(config.loss).needs_maps(**config.loss_options)
 
     sampling = PatchSampling(
         config.patch_size, foreground_fraction=config.foreground_fraction, class_balanced=config.class_balanced,
@@ -287,25 +256,18 @@ def _dataset(config: TrainConfig, schema: Any, cases: list) -> Any:
     return PatchDataset(
         cases, schema=schema, mode=config.mode, sampling=sampling,
         samples_per_epoch=config.steps_per_epoch * config.batch_size, seed=config.seed,
-        instances=config.loss != "dc_ce", voronoi=config.loss in ("cc", "iwl_cc"), connectivity=config.connectivity,
-    )
-
-
-def _network(config: TrainConfig, in_channels: int, out_channels: int) -> torch.nn.Module:
-    return build_network(
-        config.network, in_channels=in_channels, out_channels=out_channels, patch_size=config.patch_size,
-        filters=config.filters, strides=config.strides, deep_supervision=config.deep_supervision,
+        instances=maps.components, voronoi=maps.cells, connectivity=config.connectivity,
     )
 
 
 def _build_state(config: TrainConfig, schema: Any, in_channels: int) -> _State:
-    from workbench.losses import build_loss
+    from workbench.losses import build_loss, get_loss_spec
 
     device, amp_dtype = resolve_device(config)
     out_channels = schema.num_channels(config.mode)
-    model = _network(config, in_channels, out_channels).to(device)
+    model = configured_network(config, in_channels, out_channels).to(device)
     options = dict(config.loss_options)
-    if config.loss != "dc_ce" and config.connectivity is not None:
+    if config.connectivity is not None and "connectivity" in get_loss_spec(config.loss).options:
         options.setdefault("connectivity", config.connectivity)
     loss = build_loss(config.loss, mode=config.mode, schema=schema, **options)
     if config.optimizer == "sgd":
@@ -425,9 +387,6 @@ def _loss(loss_fn: torch.nn.Module, output: torch.Tensor, target: torch.Tensor, 
 
 def _validation_rows(state: _State, cases: list, schema: Any, config: TrainConfig, epoch: int) -> list[dict[str, Any]]:
     """Region Dice and PQ at ``val_thresholds`` (mean over the cases) per region and their mean."""
-    from workbench.metrics import evaluate_case
-    from workbench.training.predict import predict_case
-
     tables = []
     for case in tqdm(cases, desc="validating", unit="case", disable=not config.progress, leave=False):
         pred = predict_case(
@@ -451,14 +410,6 @@ def _validation_rows(state: _State, cases: list, schema: Any, config: TrainConfi
 
 def _final_predictions(state: _State, cases: list, schema: Any, config: TrainConfig, run_dir: Path) -> list[Path]:
     """Label maps and sparse probabilities (``<id>.probabilities.npz``) of the validation cases."""
-    from workbench.data.nifti import save_nifti
-    from workbench.training.predict import logits_to_labels, sliding_window_logits
-    from workbench.training.probabilities import (
-        PROBABILITY_SUFFIX,
-        foreground_probabilities,
-        save_probabilities,
-    )
-
     out = run_dir / "predictions"
     out.mkdir(exist_ok=True)
     written = []

@@ -5,13 +5,10 @@ prediction (``workbench evaluate``):
 
 * **softmax mode**: argmax over the C + 1 channels gives class indices 0..C, mapped back to the
   label values (:attr:`~workbench.labels.LabelSchema.label_values`).
-* **sigmoid mode**: each region is ``sigmoid(logit) > 0.5``; :func:`regions_to_labels` turns the
-  region masks into a label map by nnU-Net's convention for region-based training: the regions are
-  painted from the largest (most labels) to the smallest, each with its *own* label, the one label
-  of the region that no smaller region contained in it holds. For BraTS WT = {1, 2, 3} ⊃
-  TC = {1, 3} ⊃ ET = {3}: WT paints 2 (SNFH), TC paints 1 (NETC), ET paints 3; RC = {4} paints 4.
-  This is well defined when any two regions are nested or disjoint and each region has exactly
-  one own label, which :func:`region_paint_order` checks.
+* **sigmoid mode**: each region is ``sigmoid(logit) > 0.5``;
+  :func:`~workbench.labels.regions_to_labels` turns the region masks into a label map in the
+  schema's paint order (:func:`~workbench.labels.region_paint_order`, nnU-Net's convention for
+  region-based training, the order the nnU-Net export writes too).
 """
 
 from __future__ import annotations
@@ -25,82 +22,15 @@ import torch
 from monai.inferers import sliding_window_inference
 from tqdm import tqdm
 
-from workbench.labels import LabelSchema, get_schema
+from workbench.labels import LabelSchema, get_schema, regions_to_labels
+from workbench.training.model import load_model, resolve_device
 
 __all__ = [
     "logits_to_labels",
     "predict_case",
     "predict_manifest",
-    "region_paint_order",
-    "regions_to_labels",
     "sliding_window_logits",
 ]
-
-
-def region_paint_order(schema: str | LabelSchema) -> tuple[tuple[int, int], ...]:
-    """``(region channel, label value)`` pairs in painting order (largest region first).
-
-    Raises
-    ------
-    ValueError
-        If two regions overlap without one containing the other, or a region does not have
-        exactly one label outside the regions nested inside it.
-
-    Examples
-    --------
-    >>> region_paint_order("brats_mets_2025")       # WT -> 2, TC -> 1, ET -> 3, RC -> 4
-    ((0, 2), (1, 1), (2, 3), (3, 4))
-    """
-    schema = get_schema(schema)
-    members = [frozenset(m) for m in schema.regions.values()]
-    names = schema.region_names
-    for i, a in enumerate(members):
-        for j, b in enumerate(members[i + 1 :], start=i + 1):
-            if a & b and not (a <= b or b <= a):
-                raise ValueError(
-                    f"Schema {schema.name!r}: regions {names[i]!r} and {names[j]!r} overlap without nesting, "
-                    "so region masks do not define a label map."
-                )
-    order = []
-    for i, region in enumerate(members):
-        inner = set().union(*(m for m in members if m < region))
-        own = sorted(region - inner)
-        if len(own) != 1:
-            raise ValueError(
-                f"Schema {schema.name!r}: region {names[i]!r} has labels {own} outside its nested regions; "
-                "exactly one is needed to paint it into a label map."
-            )
-        order.append((i, own[0]))
-    order.sort(key=lambda pair: -len(members[pair[0]]))
-    return tuple(order)
-
-
-def regions_to_labels(masks: np.ndarray, schema: str | LabelSchema) -> np.ndarray:
-    """Label map from region masks (module docstring).
-
-    Parameters
-    ----------
-    masks : ndarray of bool, shape (R, *S), channel order ``schema.region_names``
-
-    Returns
-    -------
-    ndarray of uint8, shape (*S)
-
-    Examples
-    --------
-    >>> from workbench.labels import BRATS_METS_2025
-    >>> label = np.array([[0, 1, 2, 3, 4]])
-    >>> regions_to_labels(BRATS_METS_2025.to_region_masks(label), BRATS_METS_2025)
-    array([[0, 1, 2, 3, 4]], dtype=uint8)
-    """
-    schema = get_schema(schema)
-    masks = np.asarray(masks, dtype=bool)
-    if masks.shape[0] != len(schema.regions):
-        raise ValueError(f"Expected {len(schema.regions)} region masks (R, *S), but got shape {masks.shape}.")
-    label = np.zeros(masks.shape[1:], dtype=np.uint8)
-    for channel, value in region_paint_order(schema):
-        label[masks[channel]] = value
-    return label
 
 
 def logits_to_labels(logits: torch.Tensor, schema: str | LabelSchema, mode: str) -> np.ndarray:
@@ -200,7 +130,6 @@ def predict_manifest(
     from workbench.data.manifest import load_case, load_manifest
     from workbench.data.nifti import save_nifti
     from workbench.training.data import zscore
-    from workbench.training.loop import load_model, resolve_device
 
     model, config = load_model(run_dir)
     device_, amp_dtype = resolve_device(config, device)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cc3d
 import numpy as np
@@ -25,10 +26,11 @@ import plotly.graph_objects as go
 import torch
 from scipy import ndimage
 
+from workbench._validate import DEFAULT_CONNECTIVITY
 from workbench.data.phantoms import make_case
 from workbench.instances import instance_maps
 from workbench.labels import BRATS_METS_2025, LabelSchema
-from workbench.losses import build_loss
+from workbench.losses import LOSSES, build_loss
 from workbench.viz.figures import component_loss_bars, gradient_slices
 
 if TYPE_CHECKING:
@@ -45,10 +47,9 @@ __all__ = [
     "values_html",
 ]
 
-EXPLORER_LOSSES = ("blob", "cc", "iwl_blob", "iwl_cc")
-"""Instance losses with a per-component table, the ones the explorer shows."""
+EXPLORER_LOSSES = tuple(name for name, spec in LOSSES.items() if spec.instance_term)
+"""Instance losses with a per-component table, the ones the explorer shows (from the loss registry)."""
 
-_CONNECTIVITY = 26
 _WIDTH = 960  # px: five slices side by side stay legible (anywidget's FigureWidget does not fill the cell)
 
 
@@ -164,7 +165,7 @@ class LossExplorer:
             self.target = torch.from_numpy(target.astype(np.int64))[None]
         self.spacing = tuple(float(s) for s in self.phantom.spacing)
         self.instances = instance_maps(
-            target[None], mode, _CONNECTIVITY, self.spacing, voronoi=True,
+            target[None], mode, DEFAULT_CONNECTIVITY, self.spacing, voronoi=True,
             **({"num_classes": len(self.names)} if mode == "softmax" else {}),
         )
         self._noise = np.random.default_rng(self.case_seed).standard_normal(
@@ -198,7 +199,7 @@ class LossExplorer:
         out = []
         for mask in self.masks:
             if shaping.miss_below > 0:
-                mask = cc3d.dust(mask, threshold=shaping.miss_below, connectivity=_CONNECTIVITY)
+                mask = cc3d.dust(mask, threshold=shaping.miss_below, connectivity=DEFAULT_CONNECTIVITY)
             if shaping.dilate > 0:
                 mask = ndimage.binary_dilation(mask, iterations=shaping.dilate)
             elif shaping.dilate < 0:
@@ -300,22 +301,7 @@ def explorer_widget(
 
     explorer._channel(region)
     initial = explorer.evaluate(loss, shaping)
-    def slider(kind, value, low, high, step, description: str):
-        # the range grows to hold a value given outside it: a slider must not clip what it was given
-        return kind(value=value, min=min(low, value), max=max(high, value), step=step, description=description,
-                    continuous_update=False, style={"description_width": "initial"})
-
-    controls = {
-        "loss": widgets.Dropdown(options=EXPLORER_LOSSES, value=loss, description="loss"),
-        "region": widgets.Dropdown(options=explorer.names, value=region, description="region"),
-        "z": slider(widgets.IntSlider, explorer.largest_lesion_slice(region), 0, explorer.shape[2] - 1, 1,
-                    "slice z"),
-        "dilate": slider(widgets.IntSlider, shaping.dilate, -3, 3, 1, "dilate"),
-        "shift": slider(widgets.IntSlider, shaping.shift, -8, 8, 1, "shift"),
-        "miss_below": slider(widgets.IntSlider, shaping.miss_below, 0, 200, 5, "miss below"),
-        "confidence": slider(widgets.FloatSlider, shaping.confidence, 0.0, 10.0, 0.5, "confidence"),
-        "noise": slider(widgets.FloatSlider, shaping.noise, 0.0, 5.0, 0.25, "noise"),
-    }
+    controls = _controls(explorer, loss, region, shaping)
     problem = widgets.HTML()  # an exception in a callback would otherwise only reach the kernel's log
     values = widgets.HTML(values_html(initial))
     table = widgets.HTML(components_html(initial), layout=widgets.Layout(max_height="240px", overflow="auto"))
@@ -332,17 +318,6 @@ def explorer_widget(
     ])
     box.controls = controls
     box.exploration = initial
-
-    def shown(callback):
-        """``callback`` as an observer whose exception is shown above the views (and then re-raised)."""
-        def observer(change) -> None:
-            try:
-                callback(change)
-                problem.value = ""
-            except Exception as error:
-                problem.value = f"<pre style='color: #b00020'>{html.escape(f'{type(error).__name__}: {error}')}</pre>"
-                raise
-        return observer
 
     def redraw_slices(_change=None) -> None:
         _update_figure(slices, explorer.slices_figure(box.exploration, controls["region"].value, controls["z"].value))
@@ -361,10 +336,44 @@ def explorer_widget(
         controls["z"].value = z  # redraws through its own observer
 
     for name in ("loss", *(f.name for f in fields(Shaping))):
-        controls[name].observe(shown(reevaluate), names="value")
-    controls["region"].observe(shown(change_region), names="value")
-    controls["z"].observe(shown(redraw_slices), names="value")
+        controls[name].observe(_shown_in(problem, reevaluate), names="value")
+    controls["region"].observe(_shown_in(problem, change_region), names="value")
+    controls["z"].observe(_shown_in(problem, redraw_slices), names="value")
     return box
+
+
+def _controls(explorer: LossExplorer, loss: str, region: str, shaping: Shaping) -> dict[str, ipywidgets.ValueWidget]:
+    """The widget's controls by name: ``loss``, ``region``, slice ``z`` and the :class:`Shaping` fields."""
+    import ipywidgets as widgets
+
+    return {
+        "loss": widgets.Dropdown(options=EXPLORER_LOSSES, value=loss, description="loss"),
+        "region": widgets.Dropdown(options=explorer.names, value=region, description="region"),
+        "z": _slider(widgets.IntSlider, explorer.largest_lesion_slice(region), 0, explorer.shape[2] - 1, 1, "slice z"),
+        "dilate": _slider(widgets.IntSlider, shaping.dilate, -3, 3, 1, "dilate"),
+        "shift": _slider(widgets.IntSlider, shaping.shift, -8, 8, 1, "shift"),
+        "miss_below": _slider(widgets.IntSlider, shaping.miss_below, 0, 200, 5, "miss below"),
+        "confidence": _slider(widgets.FloatSlider, shaping.confidence, 0.0, 10.0, 0.5, "confidence"),
+        "noise": _slider(widgets.FloatSlider, shaping.noise, 0.0, 5.0, 0.25, "noise"),
+    }
+
+
+def _slider(kind: type, value: float, low: float, high: float, step: float, description: str) -> Any:
+    """A ``kind`` slider that updates on release, over ``[low, high]`` grown to hold ``value`` (never clipped)."""
+    return kind(value=value, min=min(low, value), max=max(high, value), step=step, description=description,
+                continuous_update=False, style={"description_width": "initial"})
+
+
+def _shown_in(problem: ipywidgets.HTML, callback: Callable[[dict], None]) -> Callable[[dict], None]:
+    """``callback`` as an observer whose exception is shown in ``problem`` (then re-raised); a success clears it."""
+    def observer(change: dict) -> None:
+        try:
+            callback(change)
+            problem.value = ""
+        except Exception as error:
+            problem.value = f"<pre style='color: #b00020'>{html.escape(f'{type(error).__name__}: {error}')}</pre>"
+            raise
+    return observer
 
 
 def components_figure(exploration: Exploration) -> go.Figure:

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.manifest import CaseData
-from workbench.instances import instance_maps
+from workbench.instances import InstanceMaps, instance_maps
 from workbench.labels import LabelSchema, get_schema
+from workbench.losses import LOSSES, LossSpec, get_loss_spec
 from workbench.metrics import lesion_table
 from workbench.metrics.matching import connected_components
-from workbench.weights import global_inverse_weights, iwl_weights, local_inverse_weights
+from workbench.instances.weights import global_inverse_weights, iwl_weights, local_inverse_weights
 
 __all__ = ["STATUS_COLOURS", "STATUS_MEANING", "WEIGHTED_LOSSES", "LayerData", "layers", "lesion_features", "lesion_labels"]
 
@@ -37,8 +38,8 @@ LayerData = tuple[Any, dict[str, Any], str]
 #: Okabe–Ito colours, distinguishable under the common colour-vision deficiencies.
 STATUS_COLOURS = {"TP": "#009E73", "FP": "#0072B2", "FN": "#D55E00"}
 STATUS_MEANING = {"TP": "detected", "FP": "false positive", "FN": "missed"}
-#: Losses whose voxel weights :func:`layers` can show.
-WEIGHTED_LOSSES = ("iwl_blob", "iwl_cc", "invweight_local", "invweight_global")
+#: Losses whose voxel weights :func:`layers` can show: those of the loss registry with a weighting.
+WEIGHTED_LOSSES = tuple(name for name, spec in LOSSES.items() if spec.weighting is not None)
 
 _PREFERRED_IMAGE = ("t1c", "t1ce", "t1gd", "t2f", "flair")
 
@@ -96,59 +97,30 @@ def layers(
     """
     schema = get_schema(schema)
     reference, spacing = _check_case(case)
-    if prediction is not None:
-        prediction = np.asarray(prediction)
-        if prediction.shape != reference.shape:
-            raise ValueError(
-                f"Prediction of case {case.id!r} has shape {prediction.shape}, but its reference has {reference.shape}."
-            )
-        schema.validate(prediction)
-    if loss is not None and loss not in WEIGHTED_LOSSES:
-        raise ValueError(f"Loss {loss!r} puts no weights on voxels; weight maps exist for {', '.join(WEIGHTED_LOSSES)}.")
-    regions = schema.region_names
-    if visible_region is not None and visible_region not in regions:
-        raise ValueError(f"Unknown region {visible_region!r}; schema {schema.name!r} has {list(regions)}.")
-    masks = schema.to_region_masks(reference)
-    if visible_region is None:
-        visible_region = next((r for r, m in zip(regions, masks) if m.any()), regions[0])
+    prediction = _check_prediction(case, prediction, reference, schema)
+    weighted = _weighted_loss(loss)
+    visible_region = _visible_region(schema, reference, visible_region)
     scale = tuple(float(s) for s in spacing)
 
-    result = _image_layers(case, scale)
-    label_kwargs = {"scale": scale, "opacity": 0.5, "visible": False}
-    result.append((reference.astype(np.int32), {**label_kwargs, "name": "reference", **_meta("reference")}, "labels"))
-    if prediction is not None:
-        result.append((prediction.astype(np.int32), {**label_kwargs, "name": "prediction", **_meta("prediction")}, "labels"))
-
+    result = _image_layers(case, scale) + _label_layers(reference, prediction, scale)
     channels = schema.foreground_names(mode)
     maps = instance_maps(schema.to_target(reference, mode)[None], mode, connectivity, spacing, num_classes=len(schema.labels))
-    weights = _weight_maps(maps, loss, max_weight, clip)
-    if loss == "invweight_global":
-        result.append(_weight_layer(weights[0], loss, None, scale, visible=True))
+    weight_layers = _weight_layers(maps, weighted, channels, scale, visible_region, max_weight, clip)
+    if None in weight_layers:
+        result.append(weight_layers[None])
     # Grouped by name: in sigmoid mode a region's instance layers sit next to its lesion layers.
-    groups: dict[str, list[LayerData]] = {name: [] for name in (*channels, *regions)}
+    groups: dict[str, list[LayerData]] = {name: [] for name in (*channels, *schema.region_names)}
     for k, name in enumerate(channels):
-        groups[name].append((maps.cells[0, k], {"name": f"{name} Voronoi cells", "scale": scale, "opacity": 0.25,
-                                                "visible": False, **_meta("cells", channel=name)}, "labels"))
-        groups[name].append((maps.components[0, k], {"name": f"{name} components", "scale": scale, "opacity": 0.6,
-                                                     "visible": False, **_meta("components", channel=name)}, "labels"))
-        if loss is not None and loss != "invweight_global":
-            groups[name].append(_weight_layer(weights[k], loss, name, scale, visible=name == visible_region))
-
+        groups[name].extend(_instance_layers(maps, k, name, scale))
+        if name in weight_layers:
+            groups[name].append(weight_layers[name])
     if prediction is not None:
         if lesions is None:
             lesions = lesion_table(prediction, reference, schema=schema, spacing=spacing, threshold=threshold,
                                    connectivity=connectivity, case_id=case.id)
-        for region in regions:
-            shown = region == visible_region
-            region_lesions = lesions[lesions["region"] == region]
-            status_maps = lesion_labels(prediction, reference, region_lesions, schema=schema, region=region,
-                                        connectivity=connectivity)
-            for status in ("TP", "FP", "FN"):
-                kwargs = {"name": f"{region} {status}", "scale": scale, "opacity": 0.6, "visible": shown,
-                          "colormap": {None: STATUS_COLOURS[status], 0: "transparent"},
-                          **_meta("status", region=region, status=status)}
-                groups[region].append((status_maps[status], kwargs, "labels"))
-            groups[region].append(_points_layer(region_lesions, region, scale, len(spacing), visible=shown))
+        for region in schema.region_names:
+            groups[region].extend(_lesion_layers(prediction, reference, lesions, schema, region, connectivity, scale,
+                                                 visible=region == visible_region))
     for group in groups.values():
         result.extend(group)
     return result
@@ -211,6 +183,85 @@ def _check_case(case: CaseData) -> tuple[np.ndarray, tuple[float, ...]]:
     return reference, tuple(case.spacing)
 
 
+def _check_prediction(
+    case: CaseData, prediction: np.ndarray | None, reference: np.ndarray, schema: LabelSchema
+) -> np.ndarray | None:
+    """``prediction`` as an array of the reference's shape and the schema's labels (None stays None)."""
+    if prediction is None:
+        return None
+    prediction = np.asarray(prediction)
+    if prediction.shape != reference.shape:
+        raise ValueError(
+            f"Prediction of case {case.id!r} has shape {prediction.shape}, but its reference has {reference.shape}."
+        )
+    schema.validate(prediction)
+    return prediction
+
+
+def _weighted_loss(loss: str | None) -> LossSpec | None:
+    """The registry entry of ``loss``, a loss of :data:`WEIGHTED_LOSSES` (None: no loss)."""
+    if loss is None:
+        return None
+    if loss not in WEIGHTED_LOSSES:
+        raise ValueError(f"Loss {loss!r} puts no weights on voxels; weight maps exist for {', '.join(WEIGHTED_LOSSES)}.")
+    return get_loss_spec(loss)
+
+
+def _visible_region(schema: LabelSchema, reference: np.ndarray, region: str | None) -> str:
+    """``region``, checked; None: the first region with a reference lesion (else the first region)."""
+    regions = schema.region_names
+    if region is not None and region not in regions:
+        raise ValueError(f"Unknown region {region!r}; schema {schema.name!r} has {list(regions)}.")
+    if region is not None:
+        return region
+    masks = schema.to_region_masks(reference)
+    return next((r for r, m in zip(regions, masks) if m.any()), regions[0])
+
+
+def _label_layers(reference: np.ndarray, prediction: np.ndarray | None, scale: tuple[float, ...]) -> list[LayerData]:
+    """The ``reference`` and (with one) ``prediction`` label maps, int32 (*S), hidden."""
+    kwargs = {"scale": scale, "opacity": 0.5, "visible": False}
+    out = [(reference.astype(np.int32), {**kwargs, "name": "reference", **_meta("reference")}, "labels")]
+    if prediction is not None:
+        out.append((prediction.astype(np.int32), {**kwargs, "name": "prediction", **_meta("prediction")}, "labels"))
+    return out
+
+
+def _instance_layers(maps: InstanceMaps, k: int, name: str, scale: tuple[float, ...]) -> list[LayerData]:
+    """Channel ``k``'s Voronoi cells (faint) and components of batch element 0, hidden."""
+    return [
+        (maps.cells[0, k], {"name": f"{name} Voronoi cells", "scale": scale, "opacity": 0.25, "visible": False,
+                            **_meta("cells", channel=name)}, "labels"),
+        (maps.components[0, k], {"name": f"{name} components", "scale": scale, "opacity": 0.6, "visible": False,
+                                 **_meta("components", channel=name)}, "labels"),
+    ]
+
+
+def _lesion_layers(
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    lesions: pd.DataFrame,
+    schema: LabelSchema,
+    region: str,
+    connectivity: int | None,
+    scale: tuple[float, ...],
+    *,
+    visible: bool,
+) -> list[LayerData]:
+    """A region's TP, FP and FN label layers (:func:`lesion_labels`) and its lesion points."""
+    region_lesions = lesions[lesions["region"] == region]
+    status_maps = lesion_labels(prediction, reference, region_lesions, schema=schema, region=region,
+                                connectivity=connectivity)
+    out = []
+    for status in ("TP", "FP", "FN"):
+        kwargs = {"name": f"{region} {status}", "scale": scale, "opacity": 0.6, "visible": visible,
+                  "colormap": {None: STATUS_COLOURS[status], 0: "transparent"},
+                  **_meta("status", region=region, status=status)}
+        out.append((status_maps[status], kwargs, "labels"))
+    out.append(_points_layer(region_lesions, region, scale, len(scale), visible=visible))
+    return out
+
+
 def _meta(kind: str, **fields: str) -> dict[str, Any]:
     return {"metadata": {"workbench": {"kind": kind, **fields}}}
 
@@ -234,14 +285,34 @@ def _contrast_limits(channel: np.ndarray) -> tuple[float, float]:
     return (low, high) if high > low else (low, low + 1.0)
 
 
-def _weight_maps(maps, loss: str | None, max_weight: float, clip: tuple[float, float]) -> np.ndarray | None:
-    if loss is None:
-        return None
-    if loss == "invweight_global":
-        return global_inverse_weights(maps, clip=clip)
-    if loss == "invweight_local":
+def _weight_maps(maps: InstanceMaps, loss: LossSpec, max_weight: float, clip: tuple[float, float]) -> np.ndarray:
+    """The voxel weights ``loss`` puts on batch element 0: (*S) for a global weighting, else (K, *S)."""
+    if loss.weighting == "global":
+        return global_inverse_weights(maps, clip=clip)[0]
+    if loss.weighting == "local":
         return local_inverse_weights(maps, clip=clip)[0]
-    return iwl_weights(maps, domain="blob" if loss == "iwl_blob" else "cc", max_weight=max_weight)[0]
+    return iwl_weights(maps, domain=loss.domain, max_weight=max_weight)[0]
+
+
+def _weight_layers(
+    maps: InstanceMaps,
+    loss: LossSpec | None,
+    channels: tuple[str, ...],
+    scale: tuple[float, ...],
+    visible_region: str,
+    max_weight: float,
+    clip: tuple[float, float],
+) -> dict[str | None, LayerData]:
+    """The weight layer of ``loss`` per channel name, or one under None for a global weighting ({} without a loss)."""
+    if loss is None:
+        return {}
+    weights = _weight_maps(maps, loss, max_weight, clip)
+    if loss.weighting == "global":
+        return {None: _weight_layer(weights, loss.name, None, scale, visible=True)}
+    return {
+        name: _weight_layer(weights[k], loss.name, name, scale, visible=name == visible_region)
+        for k, name in enumerate(channels)
+    }
 
 
 def _weight_layer(weights: np.ndarray, loss: str, channel: str | None, scale, *, visible: bool) -> LayerData:

@@ -9,7 +9,9 @@ Layout (nnU-Net's ``dataset_format.md``)::
 
 Region mode (the default, as nnU-Net trains BraTS): ``labels`` maps each region of the schema to
 its label values and ``regions_class_order`` gives the label each region paints when nnU-Net turns
-region predictions back into a label map (later regions overwrite earlier ones); label files are
+region predictions back into a label map (later regions overwrite earlier ones). Both follow the
+schema's paint order, :func:`~workbench.labels.region_paint_order`, the one that
+:func:`~workbench.labels.regions_to_labels` paints workbench's own predictions by; label files are
 the manifest's own. Softmax mode: one label per class, renumbered to ``0..C`` when the schema's
 values are not consecutive. Files already in ``.nii.gz`` are copied byte for byte. The dataset is
 assembled in a temporary folder and renamed into place, so a dataset folder is never half written.
@@ -30,7 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from workbench.data.manifest import CaseEntry, Manifest
-from workbench.labels import LabelSchema
+from workbench._validate import check_choice
+from workbench.labels import LabelSchema, region_paint_order
 
 __all__ = ["dataset_folder_name", "export_dataset", "nnunet_labels"]
 
@@ -51,13 +54,15 @@ def nnunet_labels(schema: LabelSchema, mode: ExportMode = "region") -> tuple[dic
     labels : dict
         ``{"background": 0, name: value or [values], ...}``.
     regions_class_order : list of int or None
-        Region mode: the label each region paints, in region order; None in label mode.
+        Region mode: the label each region of ``labels`` paints, regions in the schema's paint
+        order (:func:`~workbench.labels.region_paint_order`: the schema's order for the bundled
+        schemas); None in label mode.
 
     Raises
     ------
     ValueError
-        Region mode for a schema without regions, or regions that cannot be painted back into
-        the label map in their order (each must add exactly one label to those of later regions).
+        Region mode for a schema without regions, with regions that have no paint order
+        (:func:`~workbench.labels.region_paint_order`), or with labels in no region.
 
     Examples
     --------
@@ -68,28 +73,20 @@ def nnunet_labels(schema: LabelSchema, mode: ExportMode = "region") -> tuple[dic
     >>> order
     [2, 1, 3, 4]
     """
-    if mode == "label":
+    if check_choice("mode", mode, ("region", "label")) == "label":
         return {"background": 0, **{name: i for i, name in enumerate(schema.class_names, start=1)}}, None
-    if mode != "region":
-        raise ValueError(f"Expected `mode` to be 'region' or 'label', but got {mode!r}.")
     if not schema.regions:
         raise ValueError(f"Schema {schema.name!r} defines no regions; export it with mode='label'.")
-    regions = [(name, sorted(members)) for name, members in schema.regions.items()]
-    order = []
-    for i, (name, members) in enumerate(regions):
-        later = {v for _, m in regions[i + 1 :] for v in m}
-        own = sorted(set(members) - later)
-        if len(own) != 1:
-            raise ValueError(
-                f"Schema {schema.name!r}: region {name!r} {members} leaves labels {own} once the later regions "
-                f"{[n for n, _ in regions[i + 1:]]} are painted over it; nnU-Net's regions_class_order needs exactly "
-                "one. Reorder the regions or export with mode='label'."
-            )
-        order.append(own[0])
+    try:
+        paint = region_paint_order(schema)
+    except ValueError as error:
+        raise ValueError(f"{error} Export it with mode='label' instead.") from None
+    order = [value for _, value in paint]
     uncovered = sorted(set(schema.label_values) - set(order))
     if uncovered:
         raise ValueError(f"Schema {schema.name!r}: labels {uncovered} belong to no region; export with mode='label'.")
-    return {"background": 0, **{name: members for name, members in regions}}, order
+    names, members = schema.region_names, list(schema.regions.values())
+    return {"background": 0, **{names[i]: sorted(members[i]) for i, _ in paint}}, order
 
 
 def dataset_folder_name(dataset_id: int, name: str) -> str:
@@ -147,43 +144,16 @@ def export_dataset(
     """
     labels, order = nnunet_labels(manifest.schema, mode)
     folder_name = dataset_folder_name(dataset_id, name or manifest.name)
-    raw_dir = Path(raw_dir)
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    destination = raw_dir / folder_name
-    clashes = sorted(p for p in raw_dir.glob(f"Dataset{int(dataset_id):03d}_*") if not p.name.startswith("."))
-    if clashes and not (overwrite and clashes == [destination]):
-        raise FileExistsError(
-            f"{clashes[0]} already holds dataset id {dataset_id}"
-            + ("; pass overwrite=True (--overwrite) to replace it." if clashes == [destination] else "; choose another --id.")
-        )
-    training = [c for c in manifest.cases if c.label is not None and (test_split is None or c.split != test_split)]
-    training_ids = {c.id for c in training}
-    testing = [c for c in manifest.cases if c.id not in training_ids]
-    if not training:
-        raise ValueError(f"Manifest {manifest.name!r} has no labelled case outside split {test_split!r} to train on.")
+    destination = _free_destination(Path(raw_dir), folder_name, dataset_id, overwrite)
+    training, testing = _split_cases(manifest, test_split)
     remap = _label_lut(manifest.schema) if mode == "label" else None
-
-    staging = raw_dir / f".{folder_name}.tmp-{secrets.token_hex(4)}"
+    dataset = _dataset_json(manifest, folder_name, labels, order, mode, len(training))
+    staging = destination.parent / f".{folder_name}.tmp-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
-        for case in tqdm([*training, *testing], desc=f"exporting {folder_name}", unit="case", disable=None):
-            part = "Tr" if case.id in training_ids else "Ts"
+        parts = [("Tr", case) for case in training] + [("Ts", case) for case in testing]
+        for part, case in tqdm(parts, desc=f"exporting {folder_name}", unit="case", disable=None):
             _write_case(case, manifest.modalities, staging / f"images{part}", staging / f"labels{part}", remap)
-        dataset = {
-            "name": folder_name.split("_", 1)[1],
-            "description": f"Exported by workbench from manifest {manifest.name!r} (schema {manifest.schema.name!r}).",
-            "channel_names": {str(i): m for i, m in enumerate(manifest.modalities)},
-            "labels": labels,
-            **({"regions_class_order": order} if order is not None else {}),
-            "numTraining": len(training),
-            "file_ending": ".nii.gz",
-            "workbench": {
-                "manifest": str(manifest.source) if manifest.source else None,
-                "schema": manifest.schema.name,
-                "mode": mode,
-                "splits": {c.id: c.split for c in manifest.cases},
-            },
-        }
         (staging / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
         if destination.exists():
             shutil.rmtree(destination)
@@ -192,6 +162,66 @@ def export_dataset(
         if staging.exists():
             shutil.rmtree(staging)
     return destination
+
+
+def _free_destination(raw_dir: Path, folder_name: str, dataset_id: int, overwrite: bool) -> Path:
+    """``raw_dir / folder_name`` (``raw_dir`` created if missing), after checking no other dataset has the id.
+
+    Raises
+    ------
+    FileExistsError
+        As :func:`export_dataset`.
+    """
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    destination = raw_dir / folder_name
+    clashes = sorted(p for p in raw_dir.glob(f"Dataset{int(dataset_id):03d}_*") if not p.name.startswith("."))
+    if clashes and not (overwrite and clashes == [destination]):
+        raise FileExistsError(
+            f"{clashes[0]} already holds dataset id {dataset_id}"
+            + ("; pass overwrite=True (--overwrite) to replace it." if clashes == [destination] else "; choose another --id.")
+        )
+    return destination
+
+
+def _split_cases(manifest: Manifest, test_split: str | None) -> tuple[list[CaseEntry], list[CaseEntry]]:
+    """Training cases (labelled, outside ``test_split``) and the others, each in manifest order.
+
+    Raises
+    ------
+    ValueError
+        If there is no training case.
+    """
+    training = [c for c in manifest.cases if c.label is not None and (test_split is None or c.split != test_split)]
+    training_ids = {c.id for c in training}
+    if not training:
+        raise ValueError(f"Manifest {manifest.name!r} has no labelled case outside split {test_split!r} to train on.")
+    return training, [c for c in manifest.cases if c.id not in training_ids]
+
+
+def _dataset_json(
+    manifest: Manifest,
+    folder_name: str,
+    labels: dict[str, Any],
+    order: list[int] | None,
+    mode: ExportMode,
+    num_training: int,
+) -> dict[str, Any]:
+    """The ``dataset.json`` of the export: nnU-Net's fields, and workbench's provenance under ``"workbench"``."""
+    return {
+        "name": folder_name.split("_", 1)[1],
+        "description": f"Exported by workbench from manifest {manifest.name!r} (schema {manifest.schema.name!r}).",
+        "channel_names": {str(i): m for i, m in enumerate(manifest.modalities)},
+        "labels": labels,
+        **({"regions_class_order": order} if order is not None else {}),
+        "numTraining": num_training,
+        "file_ending": ".nii.gz",
+        "workbench": {
+            "manifest": str(manifest.source) if manifest.source else None,
+            "schema": manifest.schema.name,
+            "mode": mode,
+            "splits": {c.id: c.split for c in manifest.cases},
+        },
+    }
 
 
 def _write_case(

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from workbench.instances import InstanceMaps
-from workbench.losses import DiceCELoss, InstanceLoss, build_loss
+from workbench.losses import DiceCELoss, build_loss, get_loss_spec
 
 __all__ = ["DeepSupervisedLoss", "deep_supervision_weights"]
 
@@ -85,7 +85,7 @@ class DeepSupervisedLoss(torch.nn.Module):
         super().__init__()
         self.loss = build_loss(name, **options)
         self.coarse = DiceCELoss(mode=self.loss.mode, ignore_index=self.loss.ignore_index)
-        self.coarse_weight = self.loss.alpha if isinstance(self.loss, InstanceLoss) else 1.0
+        self.coarse_weight = self.loss.alpha if get_loss_spec(name).instance_term else 1.0
         self.weights = None if weights is None else tuple(float(w) for w in weights)
         self._given: InstanceMaps | None = None
 

@@ -1,8 +1,9 @@
 """``workbench evaluate --preset NAME``: a challenge's official scoring over a prediction folder.
 
-Cases are paired and checked exactly as :func:`workbench.evaluate.match_cases` does (a missing
-or extra prediction is an error: the official parser would instead score a missing case 0 and
-HD95 373), then scored in parallel processes with
+Cases are paired and checked exactly as for ``workbench evaluate``
+(:func:`workbench.runs.cases.match_cases`: a missing or extra prediction is an error, where the
+official parser would instead score a missing case 0 and HD95 373), then scored in parallel
+processes (:func:`workbench.runs.cases.run_cases`) with
 :func:`workbench.metrics.challenge.score_case`. Written into the output folder, atomically:
 
 - ``scores.parquet`` / ``.csv``: one row per case, the official leaderboard columns (those of
@@ -13,7 +14,7 @@ HD95 373), then scored in parallel processes with
   median and count of cases with a value;
 - ``lesions.parquet`` / ``.csv``: every lesion of every case and region with its size class,
   match, Dice/NSD/HD95, status and the values it was scored with;
-- ``run.json``: parameters, versions, status and timings.
+- ``run.json``: parameters, versions, status and timings (:class:`~workbench.runs.record.RunRecord`).
 """
 
 from __future__ import annotations
@@ -21,24 +22,19 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
-from tqdm import tqdm
 
 from workbench._io import atomic_write
-from workbench._runinfo import json_safe, package_versions, utc_now, write_json
 from workbench.data.manifest import load_manifest
 from workbench.data.nifti import load_label
-from workbench.evaluate import CasePair, EvaluationError, match_cases, select_split
-from workbench.metrics.challenge import (
-    ChallengePreset,
-    get_preset,
-    score_case,
-    summarize_scores,
-)
+from workbench.metrics.challenge import ChallengePreset, get_preset, score_case, summarize_scores
+from workbench.runs.cases import CasePair, match_cases, run_cases, select_split
+from workbench.runs.record import RunRecord, json_safe
+from workbench.runs.tables import write_tables
 
 __all__ = ["ScoredCohort", "run_scoring", "score_cohort", "tidy_summary"]
 
@@ -110,24 +106,13 @@ def score_cohort(
         is named).
     """
     preset = get_preset(preset)
-    results: dict[str, tuple[dict[str, Any], pd.DataFrame, float]] = {}
-    bar = tqdm(total=len(pairs), desc=f"scoring ({preset.name})", unit="case", disable=None if progress else True)
-    with bar:
-        if workers == 1:
-            for pair in pairs:
-                results[pair.case_id] = _checked(pair, lambda pair=pair: _score_pair(pair, preset))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(pairs))) as pool:
-                futures = {pool.submit(_score_pair, pair, preset): pair for pair in pairs}
-                for future in as_completed(futures):
-                    pair = futures[future]
-                    results[pair.case_id] = _checked(pair, future.result)
-                    bar.update()
-    ordered = [results[pair.case_id] for pair in pairs]
+    ordered = run_cases(
+        pairs, partial(_score_pair, preset=preset), workers=workers, progress=progress, desc=f"scoring ({preset.name})"
+    )
     scores = pd.DataFrame([row for row, _, _ in ordered])
     lesions = pd.concat([table for _, table, _ in ordered], ignore_index=True)
-    return ScoredCohort(scores, lesions, tidy_summary(scores, preset), {p.case_id: r[2] for p, r in zip(pairs, ordered)})
+    seconds = {pair.case_id: result[2] for pair, result in zip(pairs, ordered)}
+    return ScoredCohort(scores, lesions, tidy_summary(scores, preset), seconds)
 
 
 def run_scoring(
@@ -171,37 +156,27 @@ def run_scoring(
     start = time.perf_counter()
     preset = get_preset(preset)
     pairs = match_cases(pred, select_split(load_manifest(reference), split))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    info: dict[str, Any] = {
-        "status": "running",
-        "started": utc_now(),
-        "parameters": {
-            "pred": str(Path(pred).resolve()),
-            "reference": str(Path(reference).resolve()),
-            "split": split,
-            "preset": preset.name,
-            "official_config": preset.config,
-            "parser": preset.parser,
-            "reverse_spacing": preset.reverse_spacing,
-            "workers": int(workers),
-            "cases": [pair.case_id for pair in pairs],
-        },
-        "versions": package_versions(_VERSIONED_PACKAGES),
+    parameters = {
+        "pred": str(Path(pred).resolve()),
+        "reference": str(Path(reference).resolve()),
+        "split": split,
+        "preset": preset.name,
+        "official_config": preset.config,
+        "parser": preset.parser,
+        "reverse_spacing": preset.reverse_spacing,
+        "workers": int(workers),
+        "cases": [pair.case_id for pair in pairs],
     }
-    write_json(out_dir / "run.json", info)
-    try:
+    with RunRecord(out_dir, parameters=parameters, packages=_VERSIONED_PACKAGES) as record:
         result = score_cohort(pairs, preset, workers=workers, progress=progress)
-        outputs = _write(out_dir, result, json_safe({"parameters": info["parameters"], "versions": info["versions"]}))
-    except BaseException as exc:
-        info.update(status="failed", finished=utc_now(), error=f"{type(exc).__name__}: {exc}")
-        write_json(out_dir / "run.json", info)
-        raise
-    info.update(
-        status="complete", finished=utc_now(), outputs=outputs,
-        timings={"total_s": time.perf_counter() - start, "case_s": result.seconds},
-    )
-    write_json(out_dir / "run.json", info)
+        attrs = json_safe({"parameters": parameters, "versions": record.info["versions"]})
+        tables = {"scores": result.scores, "summary": result.summary, "lesions": result.lesions}
+        written = [path.name for path in write_tables(out_dir, tables, attrs=attrs)]
+        with atomic_write(Path(out_dir) / "leaderboard.csv") as tmp:
+            summarize_scores(result.scores).to_csv(tmp, index=False)
+        record.finish(
+            outputs=[*written, "leaderboard.csv"], timings={"total_s": time.perf_counter() - start, "case_s": result.seconds}
+        )
     return result
 
 
@@ -211,27 +186,3 @@ def _score_pair(pair: CasePair, preset: ChallengePreset) -> tuple[dict[str, Any]
     pred = load_label(pair.prediction)[0]
     row, lesions = score_case(pred, ref, preset=preset, spacing=spacing, case_id=pair.case_id)
     return row, lesions, time.perf_counter() - start
-
-
-def _checked(pair: CasePair, call):
-    try:
-        return call()
-    except (OSError, ValueError) as exc:
-        raise EvaluationError(
-            f"Case {pair.case_id!r} (prediction {pair.prediction}, reference {pair.reference}): {exc}"
-        ) from exc
-
-
-def _write(out_dir: Path, result: ScoredCohort, attrs: dict[str, Any]) -> list[str]:
-    written = []
-    for name in ("scores", "summary", "lesions"):
-        table = getattr(result, name).copy()
-        table.attrs = {"run": attrs}
-        with atomic_write(out_dir / f"{name}.parquet") as tmp:
-            table.to_parquet(tmp, index=False)
-        with atomic_write(out_dir / f"{name}.csv") as tmp:
-            table.to_csv(tmp, index=False)
-        written += [f"{name}.parquet", f"{name}.csv"]
-    with atomic_write(out_dir / "leaderboard.csv") as tmp:
-        summarize_scores(result.scores).to_csv(tmp, index=False)
-    return [*written, "leaderboard.csv"]

@@ -1,35 +1,10 @@
-"""Instances of a segmentation target: connected components, their sizes and Voronoi cells.
+"""Instance maps: :class:`InstanceMaps` and the functions that compute, rebuild, stack and cache them.
 
-For every batch element ``b`` and foreground channel ``k`` (classes ``1..C`` in softmax mode,
-regions in sigmoid mode; DESIGN §2–3) the binary map ``y_k`` is split into connected components
-(cc3d, connectivity explicit) numbered ``1..N``; each voxel of the volume is assigned to the
-Voronoi cell of its nearest component (Euclidean distance in mm, voxel spacing honoured; ties go
-to the smallest component id). ``N = 1`` makes the whole volume one cell; ``N = 0`` makes none.
-Numpy/CPU only: this runs once per case, or per patch in data-loader workers, never inside a loss.
-
-Instance maps and training patches
-----------------------------------
-Maps are **recomputed on each training patch**, not cropped from whole-case maps. A loss sees only
-the patch, and its definition (one term per component, domains that hide the other components,
-Voronoi cells that tile the volume it sees) then holds exactly on what it sees: a component cut by
-the patch border is the part the patch holds, cells are those of the components present, and the
-loss with precomputed maps equals the loss that computes them on the fly from the same target.
-Cropped whole-case maps would instead bring cells of components that lie wholly outside the patch
-(terms with no foreground) and sizes of voxels the loss never sees (wrong inverse-size weights).
-The cost is small and paid in the data-loader workers (``benchmarks/bench_instances.py`` measures
-a 128³ patch). Whole-case maps, cached on disk with :func:`cached_instance_maps`, serve metrics
-and the viewer.
-
-Examples
---------
->>> import numpy as np
->>> target = np.zeros((1, 1, 3, 7), dtype=np.int64)     # (B, 1, Y, X), softmax mode, C = 1
->>> target[0, 0, 1, 1] = target[0, 0, 1, 5] = 1
->>> maps = instance_maps(target, connectivity=8)
->>> maps.counts.tolist()
-[[2]]
->>> maps.cells[0, 0, 1]                                 # ties (x = 3) go to the smaller id
-array([1, 1, 1, 1, 2, 2, 2], dtype=int32)
+The implementation behind :mod:`workbench.instances`, which re-exports every public name here and
+documents the definitions (components, Voronoi cells, maps per training patch). Labelling is cc3d's;
+the Voronoi cells and the per-component sizes and boxes come from the numba kernels of
+:mod:`workbench.instances._voronoi`; connectivity, spacing and mode are checked by
+:mod:`workbench._validate`.
 """
 
 from __future__ import annotations
@@ -46,13 +21,14 @@ import numpy as np
 import pandas as pd
 
 from workbench._io import atomic_write
-from workbench._voronoi import nearest_seed_labels, segment_sizes_and_boxes
+from workbench._validate import check_choice, check_connectivity, check_spacing
+from workbench.instances._voronoi import nearest_seed_labels, segment_sizes_and_boxes
 
 __all__ = ["InstanceMaps", "cached_instance_maps", "concat_instance_maps", "instance_maps", "instance_maps_from_ids"]
 
 Mode = Literal["softmax", "sigmoid"]
 
-_CONNECTIVITY = {2: (4, 8), 3: (6, 18, 26)}
+_MODES = ("softmax", "sigmoid")
 _CACHE_FORMAT = 1
 
 
@@ -162,34 +138,21 @@ def instance_maps(
     """
     masks = _channel_masks(np.asarray(target), mode, num_classes, ignore_index)
     ndim = masks.ndim - 2
-    connectivity = _check_connectivity(connectivity, ndim)
-    spacing = _check_spacing(spacing, ndim)
-
-    batch, channels = masks.shape[:2]
+    connectivity = check_connectivity(connectivity, ndim)
+    spacing = check_spacing(spacing, ndim)
     components = np.zeros(masks.shape, dtype=np.int32)
     cells = np.zeros(masks.shape, dtype=np.int32) if voronoi else None
-    counts = np.zeros((batch, channels), dtype=np.int64)
+    counts = np.zeros(masks.shape[:2], dtype=np.int64)
     sizes: list[tuple[np.ndarray, ...]] = []
     bboxes: list[tuple[np.ndarray, ...]] = []
-    for b in range(batch):
-        sizes_b, bboxes_b = [], []
-        for k in range(channels):
-            # A uint8 view, not bool: cc3d 4.1.1's bool fast path mislabels some 2D 8-connected
-            # images and fails on some 3D ones (tests/instances pins this against scipy).
-            ids, n = cc3d.connected_components(
-                masks[b, k].view(np.uint8), connectivity=connectivity, return_N=True, out_dtype=np.uint32
-            )
-            components[b, k] = ids
-            counts[b, k] = n
-            size, box = segment_sizes_and_boxes(components[b, k], n)
-            sizes_b.append(size)
-            bboxes_b.append(box)
-            if cells is not None and n == 1:
-                cells[b, k] = 1
-            elif cells is not None and n > 1:
-                nearest_seed_labels(components[b, k], spacing, out=cells[b, k])
-        sizes.append(tuple(sizes_b))
-        bboxes.append(tuple(bboxes_b))
+    for b in range(masks.shape[0]):
+        channels = [
+            _label_channel(masks[b, k], connectivity, spacing, components[b, k], None if cells is None else cells[b, k])
+            for k in range(masks.shape[1])
+        ]
+        counts[b] = [n for n, _, _ in channels]
+        sizes.append(tuple(size for _, size, _ in channels))
+        bboxes.append(tuple(box for _, _, box in channels))
     return InstanceMaps(
         components=components,
         cells=cells,
@@ -200,6 +163,49 @@ def instance_maps(
         connectivity=connectivity,
         mode=mode,
     )
+
+
+def _label_channel(
+    mask: np.ndarray,
+    connectivity: int,
+    spacing: tuple[float, ...],
+    components: np.ndarray,
+    cells: np.ndarray | None,
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Components of one binary mask, and their Voronoi cells, written in place.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (*S)
+    connectivity : int
+        Checked connectivity for ``mask.ndim``.
+    spacing : tuple of float
+        Voxel size in mm per axis.
+    components : ndarray of int32, shape (*S), C-contiguous
+        Receives the component ids ``1..N`` (0 outside the mask).
+    cells : ndarray of int32, shape (*S), C-contiguous, or None
+        Receives the Voronoi cell ids unless None: all 1 when ``N == 1``, left as they are (0)
+        when ``N == 0``.
+
+    Returns
+    -------
+    n : int
+        Number of components ``N``.
+    sizes : ndarray of int64, shape (N,)
+    boxes : ndarray of int64, shape (N, 2, D)
+        As :attr:`InstanceMaps.bboxes`.
+    """
+    # A uint8 view, not bool: cc3d 4.1.1's bool fast path mislabels some 2D 8-connected
+    # images and fails on some 3D ones (tests/instances pins this against scipy).
+    components[...], n = cc3d.connected_components(
+        mask.view(np.uint8), connectivity=connectivity, return_N=True, out_dtype=np.uint32
+    )
+    sizes, boxes = segment_sizes_and_boxes(components, n)
+    if cells is not None and n == 1:
+        cells[...] = 1
+    elif cells is not None and n > 1:
+        nearest_seed_labels(components, spacing, out=cells)
+    return int(n), sizes, boxes
 
 
 def instance_maps_from_ids(
@@ -246,8 +252,8 @@ def instance_maps_from_ids(
     if cells is not None and np.shape(cells) != components.shape:
         raise ValueError(f"Expected `cells` of shape {components.shape} like `components`, but got {np.shape(cells)}.")
     ndim = components.ndim - 2
-    connectivity = _check_connectivity(connectivity, ndim)
-    spacing = _check_spacing(spacing, ndim)
+    connectivity = check_connectivity(connectivity, ndim)
+    spacing = check_spacing(spacing, ndim)
     components = components.astype(np.int32, copy=False)
     batch, channels = components.shape[:2]
     counts = components.reshape(batch, channels, -1).max(axis=2, initial=0).astype(np.int64)
@@ -389,8 +395,7 @@ def cached_instance_maps(
 
 def _channel_masks(target: np.ndarray, mode: str, num_classes: int | None, ignore_index: int | None) -> np.ndarray:
     """Binary (B, K, *S) masks of the foreground channels."""
-    if mode not in ("softmax", "sigmoid"):
-        raise ValueError(f"Expected `mode` to be one of ('softmax', 'sigmoid'), but got {mode!r}.")
+    check_choice("mode", mode, _MODES)
     if target.dtype == np.bool_:
         values_ok = True
     elif np.issubdtype(target.dtype, np.integer):
@@ -441,26 +446,6 @@ def _values_outside(values: np.ndarray, low: int, high: int) -> list[int]:
     if values.size == 0 or (values.min() >= low and values.max() <= high):
         return []
     return np.unique(values[(values < low) | (values > high)]).tolist()
-
-
-def _check_connectivity(connectivity: int | None, ndim: int) -> int:
-    allowed = _CONNECTIVITY[ndim]
-    if connectivity is None:
-        return allowed[-1]
-    if connectivity not in allowed:
-        raise ValueError(f"Expected `connectivity` to be one of {allowed} for {ndim}D data, but got {connectivity!r}.")
-    return int(connectivity)
-
-
-def _check_spacing(spacing: tuple[float, ...] | None, ndim: int) -> tuple[float, ...]:
-    if spacing is None:
-        return (1.0,) * ndim
-    values = tuple(float(s) for s in np.ravel(spacing))
-    if len(values) != ndim or not all(np.isfinite(s) and s > 0 for s in values):
-        raise ValueError(
-            f"Expected `spacing` to be {ndim} positive, finite voxel sizes in mm, but got {tuple(np.ravel(spacing))}."
-        )
-    return values
 
 
 def _write_maps(maps: InstanceMaps, path: Path) -> None:

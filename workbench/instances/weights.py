@@ -1,8 +1,10 @@
-"""Per-voxel inverse-size weight maps, as the weighted losses use them (DESIGN §4a).
+"""Per-voxel inverse-size weight maps of instance maps, as the weighted losses use them (DESIGN §4a).
 
-The losses never build these maps: a weight is constant on each segment, so they scale segment
-sums instead. The maps are for looking at — the audit view's weight layers and the loss explorer —
-and follow the same definitions:
+Part of :mod:`workbench.instances`: the weights are read off an
+:class:`~workbench.instances.InstanceMaps` (component sizes, Voronoi cells). The losses never build
+these maps: a weight is constant on each segment, so they scale segment sums instead. The maps are
+for looking at — the audit view's weight layers and the loss explorer — and follow the same
+definitions:
 
 - :func:`global_inverse_weights` (InvWeight-global): ``|V| / ((K + 1) · |segment(v)|)``, the
   segments being every component of every channel plus the background, clipped to ``clip``;
@@ -33,7 +35,8 @@ from typing import Literal
 
 import numpy as np
 
-from workbench.instances import InstanceMaps
+from workbench._validate import check_choice, check_finite
+from workbench.instances.maps import InstanceMaps
 
 __all__ = ["global_inverse_weights", "iwl_weights", "local_inverse_weights"]
 
@@ -124,12 +127,10 @@ def iwl_weights(
         on invalid ones.
     """
     valid = _check_valid(maps, valid)
-    if domain not in ("blob", "cc"):
-        raise ValueError(f"Expected domain 'blob' or 'cc', but got {domain!r}.")
+    check_choice("domain", domain, ("blob", "cc"))
     if domain == "cc" and maps.cells is None:
         raise ValueError("IWL weights of the cc domain need Voronoi cells: compute the maps with voronoi=True.")
-    if not np.isfinite(max_weight) or max_weight < 1:
-        raise ValueError(f"Expected max_weight to be a finite number >= 1, but got {max_weight!r}.")
+    max_weight = check_finite("max_weight", max_weight, minimum=1.0)
     weights = np.zeros(maps.components.shape, dtype=np.float64)
     for b in range(maps.counts.shape[0]):
         for k in range(maps.counts.shape[1]):

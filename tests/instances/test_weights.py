@@ -1,4 +1,4 @@
-"""workbench.weights against the loss reference implementation and hand-computed cases."""
+"""workbench.instances.weights against the loss reference implementation and hand-computed cases."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from workbench.losses.reference import (
     reference_instance_terms,
     reference_local_weights,
 )
-from workbench.weights import global_inverse_weights, iwl_weights, local_inverse_weights
+from workbench.instances.weights import global_inverse_weights, iwl_weights, local_inverse_weights
 
 
 def random_labels(seed: int, shape=(1, 9, 10, 11), classes=3, fill=0.25) -> np.ndarray:

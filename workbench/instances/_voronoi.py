@@ -1,5 +1,9 @@
 """Exact nearest-seed labelling (the Voronoi partition of labelled seeds) in O(voxels).
 
+The numba kernels behind :mod:`workbench.instances` (private to that package):
+:func:`nearest_seed_labels` gives the Voronoi cells of :class:`~workbench.instances.InstanceMaps`,
+:func:`segment_sizes_and_boxes` the component sizes and bounding boxes, both in one pass.
+
 The squared Euclidean distance transform is separable (Felzenszwalb & Huttenlocher 2012):
 a 1D pass along axis 0 gives every voxel its nearest seed on its own line, and each further
 pass (axis 1, then axis 2) takes, per line, the lower envelope of the parabolas

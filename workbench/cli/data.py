@@ -1,0 +1,170 @@
+"""Dataset subcommands: ``summary``, ``phantoms``, ``manifest brats-mets``, ``instances``, ``perturb``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = [
+    "add_instances",
+    "add_manifest",
+    "add_perturb",
+    "add_phantoms",
+    "add_summary",
+    "run_instances",
+    "run_manifest_brats",
+    "run_perturb",
+    "run_phantoms",
+    "run_summary",
+]
+
+
+def add_summary(commands: argparse._SubParsersAction) -> None:
+    summary = commands.add_parser(
+        "summary",
+        help="a dataset's instance statistics per region",
+        description="Check every file of a manifest (default: the built-in phantom cohort, generated into the cache "
+        "on first use) and print its instance statistics per region (the multi-class paper's Table 1).",
+    )
+    summary.add_argument("--manifest", type=Path, default=None, help="manifest to summarise (default: the phantoms)")
+    summary.set_defaults(run=run_summary)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    """Print a manifest's splits, instances per region and components per case (also ``demo``'s first part)."""
+    from workbench.data.cohort import default_manifest_path
+    from workbench.data.manifest import load_manifest
+    from workbench.data.summary import summarise
+
+    path = args.manifest or default_manifest_path()
+    print(f"manifest: {path}")
+    manifest = load_manifest(path)
+    print(f"dataset {manifest.name!r}: {len(manifest.cases)} cases under {manifest.root}")
+    per_case, per_region = summarise(manifest)
+    splits = per_case.drop_duplicates("case")["split"].value_counts(dropna=False).to_dict()
+    print("splits: " + ", ".join(f"{k}: {v}" for k, v in splits.items()))
+    print()
+    print("Instances per region (connected components, 26-connectivity):")
+    print(per_region.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+    print()
+    print("Components per case:")
+    wide = per_case.pivot(index=["case", "split"], columns="region", values="components")
+    print(wide[list(manifest.schema.region_names)].to_string())
+    return 0
+
+
+def add_phantoms(commands: argparse._SubParsersAction) -> None:
+    phantoms = commands.add_parser(
+        "phantoms",
+        help="write a synthetic BraTS-METS-like cohort (NIfTI + manifest)",
+        description="Write N phantom cases as NIfTI files and a manifest.yaml into OUT.",
+    )
+    phantoms.add_argument("n", type=int, help="number of cases")
+    phantoms.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    phantoms.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
+    phantoms.add_argument("--shape", type=int, nargs=3, default=(96, 96, 96), metavar=("Z", "Y", "X"))
+    phantoms.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"), help="mm per voxel")
+    phantoms.set_defaults(run=run_phantoms)
+
+
+def run_phantoms(args: argparse.Namespace) -> int:
+    from workbench.data.cohort import make_cohort
+
+    path = make_cohort(args.n, args.seed, args.out, shape=tuple(args.shape), spacing=args.spacing)
+    print(f"wrote {args.n} cases and {path}")
+    return 0
+
+
+def add_manifest(commands: argparse._SubParsersAction) -> None:
+    """``manifest`` and its one layout so far, ``manifest brats-mets``."""
+    manifest = commands.add_parser("manifest", help="write a manifest for a dataset folder")
+    layouts = manifest.add_subparsers(dest="layout", metavar="LAYOUT", required=True)
+    brats = layouts.add_parser(
+        "brats-mets",
+        help="BraTS-METS 2025 layout",
+        description="Scan ROOT/BraTS-MET-XXXXX-XXX/BraTS-MET-XXXXX-XXX-{t1n,t1c,t2w,t2f,seg}.nii.gz and "
+        "write a manifest; every file is checked.",
+    )
+    brats.add_argument("root", type=Path, help="folder holding the case folders")
+    brats.add_argument("-o", "--out", type=Path, required=True, help="manifest file to write (.yaml)")
+    brats.add_argument("--name", default="brats_mets_2025", help="dataset name")
+    brats.add_argument("--split", default=None, help="split name given to every case (e.g. train)")
+    brats.add_argument("--no-validate", action="store_true", help="skip reading every file's header")
+    brats.set_defaults(run=run_manifest_brats)
+
+
+def run_manifest_brats(args: argparse.Namespace) -> int:
+    from workbench.data.brats import scan_brats_mets
+    from workbench.data.manifest import validate_files, write_manifest
+
+    manifest = scan_brats_mets(args.root, name=args.name, split=args.split)
+    if not args.no_validate:
+        validate_files(manifest, check_labels=False)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, args.out)
+    labelled = sum(case.label is not None for case in manifest.cases)
+    print(f"wrote {args.out}: {len(manifest.cases)} cases, {labelled} with labels")
+    return 0
+
+
+def add_instances(commands: argparse._SubParsersAction) -> None:
+    instances = commands.add_parser(
+        "instances",
+        help="list the connected components of a label map",
+        description="Print one row per connected component of each class or region of a label NIfTI; "
+        "optionally write the component and Voronoi-cell maps as NIfTI files.",
+    )
+    instances.add_argument("label", type=Path, help="label map (.nii.gz)")
+    instances.add_argument("--schema", default="brats_mets_2025", help="label schema (default brats_mets_2025)")
+    instances.add_argument("--mode", choices=("sigmoid", "softmax"), default="sigmoid", help="regions or classes")
+    instances.add_argument("--connectivity", type=int, default=None, help="6/18/26 (3D), 4/8 (2D); default full")
+    instances.add_argument("--out", type=Path, default=None, help="folder for <channel>-components/-cells NIfTI files")
+    instances.set_defaults(run=run_instances)
+
+
+def run_instances(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from workbench.data.nifti import load_label, save_nifti
+    from workbench.instances import instance_maps
+    from workbench.labels import get_schema
+
+    schema = get_schema(args.schema)
+    label, affine, spacing = load_label(args.label)
+    target = schema.to_target(label, args.mode)
+    maps = instance_maps(
+        target[None], mode=args.mode, connectivity=args.connectivity, spacing=spacing,
+        voronoi=args.out is not None, num_classes=len(schema.labels),
+    )
+    names = schema.foreground_names(args.mode)
+    table = maps.table(names).drop(columns="batch")
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for k, name in enumerate(names):
+            save_nifti(args.out / f"{name}-components.nii.gz", maps.components[0, k], affine)
+            save_nifti(args.out / f"{name}-cells.nii.gz", maps.cells[0, k], affine)
+        print(f"wrote component and Voronoi-cell maps to {args.out}")
+    return 0
+
+
+def add_perturb(commands: argparse._SubParsersAction) -> None:
+    perturb = commands.add_parser(
+        "perturb",
+        help="write imperfect predictions made from a manifest's labels",
+        description="For every labelled case of a manifest, drop, dilate or erode some lesions and add "
+        "false-positive blobs; write OUT/<case_id>.nii.gz with the reference affine (input for evaluate --pred).",
+    )
+    perturb.add_argument("--ref", type=Path, required=True, help="reference manifest (.yaml)")
+    perturb.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    perturb.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    perturb.set_defaults(run=run_perturb)
+
+
+def run_perturb(args: argparse.Namespace) -> int:
+    from workbench.data.perturb import write_perturbed_predictions
+
+    out = write_perturbed_predictions(args.ref, args.out, seed=args.seed)
+    print(f"wrote perturbed predictions to {out}")
+    return 0

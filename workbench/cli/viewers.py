@@ -1,0 +1,99 @@
+"""Interactive subcommands: ``audit`` (napari on a case) and ``lab`` (JupyterLab on the notebooks)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_audit", "add_lab", "run_audit", "run_lab"]
+
+
+def add_audit(commands: argparse._SubParsersAction) -> None:
+    audit = commands.add_parser(
+        "audit",
+        help="open napari on a case: TP/FP/FN lesions, components, Voronoi cells, loss weights",
+        description="Open the napari audit view of one case of a run (`workbench audit RUN_DIR --case ID`; RUN_DIR "
+        "is a `workbench train` run or a run folder of `workbench sweep` / `demo`) or of plain NIfTI files "
+        "(`workbench audit --image T1C.nii.gz [...] --label SEG.nii.gz [--pred PRED.nii.gz]`). A dock widget lists "
+        "the lesions, misses first; selecting one moves the view to it; keys n / p step through misses and false "
+        "positives. Needs a display (on a headless machine: xvfb-run).",
+    )
+    audit.add_argument("run_dir", type=Path, nargs="?", default=None, help="a run folder")
+    audit.add_argument("--case", default=None, help="case id (default: the run's first predicted case)")
+    audit.add_argument("--image", type=Path, nargs="+", default=None, help="image files, one per channel")
+    audit.add_argument("--label", type=Path, default=None, help="reference label map (with --image)")
+    audit.add_argument("--pred", type=Path, default=None, help="predicted label map (with --image)")
+    audit.add_argument("--schema", default="brats_mets_2025", help="label schema of --label/--pred (default brats_mets_2025)")
+    audit.add_argument("--loss", default=None, help="show this loss's voxel weights (iwl_blob, iwl_cc, invweight_local, "
+                       "invweight_global; default: the run's loss if it weights voxels)")
+    audit.add_argument("--threshold", type=float, default=0.5, help="Dice threshold of the lesion matching (default 0.5)")
+    audit.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
+                       help="go to the first lesion in the table, save a screenshot of the window and exit")
+    audit.set_defaults(run=run_audit)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Open napari on a run's case or on NIfTI files; with ``--screenshot``, save one and close."""
+    import dataclasses
+
+    from workbench.viz.sources import files_source, run_source
+
+    if (args.run_dir is None) == (args.image is None):
+        raise ValueError("give either a RUN_DIR or --image (with --label), not both")
+    if args.image is not None:
+        if args.label is None:
+            raise ValueError("--image needs --label (the reference label map)")
+        source = files_source(args.image, args.label, args.pred, schema=args.schema)
+    else:
+        if args.label or args.pred:
+            raise ValueError("--label and --pred go with --image; a run brings its own")
+        source = run_source(args.run_dir, args.case)
+    if args.loss is not None:
+        source = dataclasses.replace(source, loss=args.loss, loss_options={})
+    print(f"Opening napari on {source.title} ...")
+    from workbench.viz.audit import audit_viewer, save_screenshot
+
+    viewer = audit_viewer(source, threshold=args.threshold, show=True)
+    if args.screenshot is not None:
+        save_screenshot(viewer, args.screenshot)
+        print(f"screenshot: {args.screenshot}")
+        viewer.close()
+        return 0
+    import napari
+
+    napari.run()
+    return 0
+
+
+def add_lab(commands: argparse._SubParsersAction) -> None:
+    lab = commands.add_parser(
+        "lab",
+        help="JupyterLab on the notebooks, with this environment as their kernel",
+        description="Start JupyterLab on the workbench notebooks (the checkout's notebooks/ folder) with this "
+        "Python environment as the notebooks' python3 kernel, and print its address (127.0.0.1, with a token). "
+        "Kernels start in the current directory, so relative paths in a notebook (runs/...) mean what they mean "
+        "on the command line. Ctrl-C stops the server and its kernels.",
+    )
+    lab.add_argument("--dir", type=Path, default=None, help="notebooks folder (default: the checkout's notebooks/)")
+    lab.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.set_defaults(run=run_lab)
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """Serve JupyterLab until Ctrl-C, then stop it and its kernels."""
+    from workbench.lab import start_lab
+
+    print("Starting JupyterLab ...", flush=True)
+    lab = start_lab(args.dir, port=args.port, open_browser=not args.no_browser)
+    print(f"\nJupyterLab is serving {lab.root_dir}; kernels start in {Path.cwd()}.\n"
+          f"Open the loss explorer:\n\n    {lab.notebook_url('01_loss_explorer.ipynb')}\n\n"
+          f"or the lab: {lab.url}\nCtrl-C stops it.", flush=True)
+    try:
+        lab.process.wait()
+    except KeyboardInterrupt:
+        print("Stopping JupyterLab ...", file=sys.stderr)
+    finally:
+        lab.stop()
+    return 0
