@@ -56,8 +56,10 @@ def test_lists_become_tuples_and_round_trip():
     ],
 )
 def test_invalid_fields_are_named(fields, match):
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match) as info:
         validate({**TINY, **fields})
+    last = list(fields)[-1]  # the field at fault is the last one given; strides that do not fit blame the patch
+    assert info.value.field == ("patch_size" if last == "strides" else last)
 
 
 def test_yaml_and_json_files(tmp_path):

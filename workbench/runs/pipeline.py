@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -217,8 +216,7 @@ def check_parameters(
     try:
         config = validate(document)
     except ConfigError as error:
-        field = re.search(r"field `(\w+)`", str(error))
-        raise ValueError(f"Parameter `{field.group(1) if field else 'loss'}`: {error}") from None
+        raise ValueError(f"Parameter `{error.field}`: {error}") from None
     return config, data, train_ids, held_out
 
 

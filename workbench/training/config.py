@@ -58,7 +58,18 @@ __all__ = ["ConfigError", "TrainConfig", "config_to_dict", "load_config", "valid
 
 
 class ConfigError(ValueError):
-    """A training configuration is invalid; the message names the field."""
+    """A training configuration is invalid; the message names the field.
+
+    Attributes
+    ----------
+    field : str or None
+        The field at fault (the first one named, when several are); None when the problem is
+        the config file itself.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,7 @@ def validate(config: TrainConfig | Mapping[str, Any], **overrides: Any) -> Train
         if key not in names:
             close = [_ALIASES[key]] if key in _ALIASES else difflib.get_close_matches(str(key), names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; known fields: {names}"
-            raise ConfigError(f"Unknown config field {key!r}{hint}.")
+            raise ConfigError(f"Unknown config field {key!r}{hint}.", field=str(key))
     checked = {key: _coerce(key, value, hints[key]) for key, value in values.items()}
     result = TrainConfig(**checked)
     _check_values(result)
@@ -255,7 +266,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         return _coerce(name, value, inner[0])
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"Expected config field `{name}` to be one of {args}, but got {value!r}.")
+            raise ConfigError(f"Expected config field `{name}` to be one of {args}, but got {value!r}.", field=name)
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
@@ -286,7 +297,10 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def _type_error(name: str, value: Any, expected: str) -> ConfigError:
-    return ConfigError(f"Expected config field `{name}` to be {expected}, but got {value!r} ({type(value).__name__}).")
+    return ConfigError(
+        f"Expected config field `{name}` to be {expected}, but got {value!r} ({type(value).__name__}).",
+        field=name.partition("[")[0],  # an item of a list field names the field
+    )
 
 
 def _check_values(config: TrainConfig) -> None:
@@ -296,56 +310,83 @@ def _check_values(config: TrainConfig) -> None:
 
     for name in _POSITIVE:
         if getattr(config, name) <= 0:
-            raise ConfigError(f"Expected config field `{name}` to be positive, but got {getattr(config, name)!r}.")
+            raise ConfigError(
+                f"Expected config field `{name}` to be positive, but got {getattr(config, name)!r}.", field=name
+            )
     for name in _NON_NEGATIVE:
         if getattr(config, name) < 0:
-            raise ConfigError(f"Expected config field `{name}` to be ≥ 0, but got {getattr(config, name)!r}.")
+            raise ConfigError(
+                f"Expected config field `{name}` to be ≥ 0, but got {getattr(config, name)!r}.", field=name
+            )
     if config.loss not in LOSSES:
-        raise ConfigError(f"Expected config field `loss` to be one of {tuple(LOSSES)}, but got {config.loss!r}.")
+        raise ConfigError(
+            f"Expected config field `loss` to be one of {tuple(LOSSES)}, but got {config.loss!r}.", field="loss"
+        )
     if config.schema is not None:
         try:
             get_schema(config.schema)
         except ValueError as error:
-            raise ConfigError(f"Config field `schema`: {error}") from None
+            raise ConfigError(f"Config field `schema`: {error}", field="schema") from None
     for name in ("foreground_fraction", "momentum"):
         if not 0 <= getattr(config, name) <= 1:
-            raise ConfigError(f"Expected config field `{name}` to be in [0, 1], but got {getattr(config, name)!r}.")
+            raise ConfigError(
+                f"Expected config field `{name}` to be in [0, 1], but got {getattr(config, name)!r}.", field=name
+            )
     if not 0 <= config.sw_overlap < 1:
-        raise ConfigError(f"Expected config field `sw_overlap` to be in [0, 1), but got {config.sw_overlap!r}.")
+        raise ConfigError(
+            f"Expected config field `sw_overlap` to be in [0, 1), but got {config.sw_overlap!r}.", field="sw_overlap"
+        )
     if config.grad_clip is not None and config.grad_clip <= 0:
-        raise ConfigError(f"Expected config field `grad_clip` to be positive or null, but got {config.grad_clip!r}.")
+        raise ConfigError(
+            f"Expected config field `grad_clip` to be positive or null, but got {config.grad_clip!r}.", field="grad_clip"
+        )
     if any(not 0 < t <= 1 for t in config.val_thresholds) or not config.val_thresholds:
-        raise ConfigError(f"Expected config field `val_thresholds` to be values in (0, 1], but got {config.val_thresholds!r}.")
+        raise ConfigError(
+            f"Expected config field `val_thresholds` to be values in (0, 1], but got {config.val_thresholds!r}.", field="val_thresholds"
+        )
     if len(config.patch_size) != 3 or min(config.patch_size) < 1:
-        raise ConfigError(f"Expected config field `patch_size` to be 3 positive sizes, but got {config.patch_size!r}.")
+        raise ConfigError(
+            f"Expected config field `patch_size` to be 3 positive sizes, but got {config.patch_size!r}.", field="patch_size"
+        )
     if min(config.filters, default=0) < 1:
-        raise ConfigError(f"Expected config field `filters` to be positive feature counts, but got {config.filters!r}.")
+        raise ConfigError(
+            f"Expected config field `filters` to be positive feature counts, but got {config.filters!r}.", field="filters"
+        )
     if config.connectivity is not None:
         try:
             check_connectivity(config.connectivity, 3)
         except ValueError as error:
-            raise ConfigError(f"Config field `connectivity`: {error}") from None
+            raise ConfigError(f"Config field `connectivity`: {error}", field="connectivity") from None
     _check_loss(config)
     if config.network == "basicunet":
         if len(config.filters) != 6:
-            raise ConfigError(f"Config field `filters`: BasicUNet takes exactly 6 feature counts, got {len(config.filters)}.")
+            raise ConfigError(
+                f"Config field `filters`: BasicUNet takes exactly 6 feature counts, got {len(config.filters)}.", field="filters"
+            )
         if config.strides is not None or config.deep_supervision:
-            raise ConfigError("Config fields `strides` and `deep_supervision` apply to network 'dynunet' only.")
+            raise ConfigError(
+                "Config fields `strides` and `deep_supervision` apply to network 'dynunet' only.", field="strides"
+            )
         if any(s % 16 or s < 32 for s in config.patch_size):
             raise ConfigError(
-                f"Config field `patch_size`: BasicUNet needs multiples of 16, at least 32, got {config.patch_size!r}."
+                f"Config field `patch_size`: BasicUNet needs multiples of 16, at least 32, got {config.patch_size!r}.",
+                field="patch_size",
             )
     else:
         from workbench.training.network import dynunet_strides
 
         if len(config.filters) < 3:
-            raise ConfigError(f"Config field `filters`: DynUNet needs at least 3 levels, got {config.filters!r}.")
+            raise ConfigError(
+                f"Config field `filters`: DynUNet needs at least 3 levels, got {config.filters!r}.", field="filters"
+            )
         try:
             dynunet_strides(config.patch_size, len(config.filters), config.strides)
         except ValueError as error:
-            raise ConfigError(str(error)) from None
+            raise ConfigError(str(error), field="patch_size") from None
     if config.device == "cpu" and config.precision in ("bf16", "fp16"):
-        raise ConfigError(f"Config field `precision`: {config.precision!r} needs device 'cuda'; CPU trains in fp32.")
+        raise ConfigError(
+            f"Config field `precision`: {config.precision!r} needs device 'cuda'; CPU trains in fp32.", field="precision"
+        )
 
 
 def _check_loss(config: TrainConfig) -> None:
@@ -357,7 +398,9 @@ def _check_loss(config: TrainConfig) -> None:
     options = dict(config.loss_options)
     reserved = sorted({"mode", "schema"} & set(options))
     if reserved:
-        raise ConfigError(f"Config field `loss_options`: set {reserved} through the top-level fields, not here.")
+        raise ConfigError(
+            f"Config field `loss_options`: set {reserved} through the top-level fields, not here.", field="loss_options"
+        )
     if config.connectivity is not None and "connectivity" in get_loss_spec(config.loss).options:
         options.setdefault("connectivity", config.connectivity)
     try:
@@ -365,4 +408,6 @@ def _check_loss(config: TrainConfig) -> None:
             warnings.simplefilter("error")
             build_loss(config.loss, mode=config.mode, schema=config.schema, **options)
     except (ValueError, TypeError, UserWarning) as error:
-        raise ConfigError(f"Config field `loss_options` (loss {config.loss!r}): {error}") from None
+        raise ConfigError(
+            f"Config field `loss_options` (loss {config.loss!r}): {error}", field="loss_options"
+        ) from None

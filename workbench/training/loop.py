@@ -213,7 +213,8 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, ckpt_path: Path, resume: 
     if changed:
         raise ConfigError(
             f"Cannot resume {run_dir}: config fields {changed} differ from the saved run's; only "
-            f"{sorted(_RESUMABLE_CHANGES)} may change."
+            f"{sorted(_RESUMABLE_CHANGES)} may change.",
+            field=changed[0],
         )
 
 

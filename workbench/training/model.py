@@ -40,13 +40,15 @@ def resolve_device(config: TrainConfig, device: str | None = None) -> tuple[torc
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("Config field `device`: 'cuda' was asked for, but no CUDA device is available.")
+        raise ConfigError("Config field `device`: 'cuda' was asked for, but no CUDA device is available.", field="device")
     if choice not in ("cpu", "cuda"):
-        raise ConfigError(f"Expected `device` to be one of ('auto', 'cpu', 'cuda'), but got {choice!r}.")
+        raise ConfigError(f"Expected `device` to be one of ('auto', 'cpu', 'cuda'), but got {choice!r}.", field="device")
     precision = config.precision
     if choice == "cpu":
         if precision in ("bf16", "fp16"):
-            raise ConfigError(f"Config field `precision`: {precision!r} needs CUDA; the CPU trains in fp32.")
+            raise ConfigError(
+                f"Config field `precision`: {precision!r} needs CUDA; the CPU trains in fp32.", field="precision"
+            )
         return torch.device("cpu"), None
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
