@@ -358,6 +358,15 @@ def _check_values(config: TrainConfig) -> None:
         except ValueError as error:
             raise ConfigError(f"Config field `connectivity`: {error}", field="connectivity") from None
     _check_loss(config)
+    _check_network(config)
+    if config.device == "cpu" and config.precision in ("bf16", "fp16"):
+        raise ConfigError(
+            f"Config field `precision`: {config.precision!r} needs device 'cuda'; CPU trains in fp32.", field="precision"
+        )
+
+
+def _check_network(config: TrainConfig) -> None:
+    """The network fits its filters, strides and patch size."""
     if config.network == "basicunet":
         if len(config.filters) != 6:
             raise ConfigError(
@@ -383,10 +392,6 @@ def _check_values(config: TrainConfig) -> None:
             dynunet_strides(config.patch_size, len(config.filters), config.strides)
         except ValueError as error:
             raise ConfigError(str(error), field="patch_size") from None
-    if config.device == "cpu" and config.precision in ("bf16", "fp16"):
-        raise ConfigError(
-            f"Config field `precision`: {config.precision!r} needs device 'cuda'; CPU trains in fp32.", field="precision"
-        )
 
 
 def _check_loss(config: TrainConfig) -> None:
