@@ -104,3 +104,12 @@ def test_report_compares_detection_at_matched_precision_with_intervals(tmp_path)
     assert "Differences to loss=blob beta=1" in page and "beyond the noise" in page
     assert "Volume bias of detected lesions" in page and "0.800" in page
     assert page.count('class="plotly-graph-div"') == 5        # + PR curves, FROC, volume bias
+
+
+def test_unit_ids_spell_out_missing_replicates():
+    """A run without a fold must still give every row a unit (pandas 3's astype(str) keeps None missing)."""
+    from workbench.experiments.detection import unit_ids
+
+    rows = pd.DataFrame({"seed": [0, 1], "fold": [None, None], "case_id": ["c1", "c1"]})
+    ids = unit_ids(rows)
+    assert ids.notna().all() and ids.tolist() == ["0/None/c1", "1/None/c1"]

@@ -33,9 +33,13 @@ _REPLICATES = ("seed", "fold")
 
 
 def unit_ids(rows: pd.DataFrame) -> pd.Series:
-    """The resampling unit of each row: replicate values (seed, fold) and the case id."""
+    """The resampling unit of each row: replicate values (seed, fold) and the case id.
+
+    A missing value (a run without a fold) is spelled out as text like any other: under pandas 3,
+    ``astype(str)`` keeps it missing, and a missing unit id would drop the row from the bootstrap.
+    """
     keys = [k for k in _REPLICATES if k in rows.columns]
-    parts = [rows[k].astype(str) for k in keys] + [rows["case_id"].astype(str)]
+    parts = [rows[k].map(str).astype(str) for k in keys] + [rows["case_id"].astype(str)]
     return parts[0].str.cat(parts[1:], sep="/") if len(parts) > 1 else parts[0]
 
 
