@@ -42,14 +42,16 @@ beta: float = 1.0  # weight of the instance term (instance losses only)
 mode: str = "sigmoid"  # "sigmoid" (regions WT/TC/ET/RC) or "softmax" (classes)
 seed: int = 0
 fold: int = 0  # held-out fold, 0 to n_folds - 1 (0 when n_folds is 0)
-n_folds: int = 0  # 0: the train/val split of the manifest; 2 or more: k-fold CV over train + val cases
-epochs: int = 50
-steps_per_epoch: int = 50
-val_every: int = 10
-patch_size: list[int] = [64, 64, 64]  # 3 ints
-filters: list[int] = [16, 32, 64, 128]  # DynUNet features per level (the model size)
+n_folds: int = 0  # 0: the manifest's train/test split; 2 or more: k-fold CV over train + val cases
+epochs: int = 12
+steps_per_epoch: int = 30
+val_every: int = 1  # validate (Dice per region, the training curves) every k epochs
+patch_size: list[int] = [48, 48, 48]  # 3 ints
+filters: list[int] = [8, 16, 32]  # DynUNet features per level (the model size)
 batch_size: int = 2
+optimizer: str = "adamw"  # "adamw" or "sgd" (nnU-Net's)
 learning_rate: float = 0.01
+sw_overlap: float = 0.25  # sliding-window overlap at inference
 device: str = "auto"  # "auto", "cpu" or "cuda"
 workers: int = 0  # data-loader worker processes
 eval_workers: int = 1  # processes evaluating the held-out cases
@@ -58,10 +60,12 @@ progress: bool = False  # tqdm bars (off: clean papermill logs)
 
 # %% [markdown]
 # ## Train, predict, evaluate
-# The held-out cases are the manifest's `val` split (`n_folds = 0`), or fold `fold` of a
-# round-robin k-fold over the `train` + `val` cases. When `out_dir/train` already holds a
-# checkpoint (a run stopped before `run.json` said complete, started again by a sweep), training
-# resumes from it; a config that differs from the saved one is then an error naming the field.
+# The held-out cases are the manifest's `test` split (`n_folds = 0`; its `val` split when it has
+# no labelled test case), or fold `fold` of a round-robin k-fold over the `train` + `val` cases.
+# Training validates every `val_every` epochs on the `val` cases (the training curves). When
+# `out_dir/train` already holds a checkpoint (a run stopped before `run.json` said complete,
+# started again by a sweep), training resumes from it; a config that differs from the saved one
+# is then an error naming the field.
 
 # %%
 from workbench.runs.pipeline import train_and_evaluate
@@ -69,8 +73,8 @@ from workbench.runs.pipeline import train_and_evaluate
 result = train_and_evaluate(
     out_dir, manifest=manifest, loss=loss, alpha=alpha, beta=beta, mode=mode, seed=seed, fold=fold, n_folds=n_folds,
     epochs=epochs, steps_per_epoch=steps_per_epoch, val_every=val_every, patch_size=patch_size, filters=filters,
-    batch_size=batch_size, learning_rate=learning_rate, device=device, workers=workers, eval_workers=eval_workers,
-    progress=progress,
+    batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate, sw_overlap=sw_overlap, device=device,
+    workers=workers, eval_workers=eval_workers, progress=progress,
 )
 print(
     f"trained {result.run.epochs_completed} epochs on {len(result.train_cases)} cases in {result.train_seconds:.1f} s; "
@@ -103,8 +107,12 @@ fig.update_yaxes(range=[0, 1])
 fig.show()
 
 # %% [markdown]
-# Lesion candidates of the stored probabilities, matched to the reference lesions (for the
-# report's operating points), per region:
+# Lesion candidates of the stored probabilities (components of p ≥ t at every threshold t of the
+# grid), matched to the reference lesions, for the report's operating points: per region and
+# threshold, the lesions found (TP), missed (FN) and the false-positive candidates (FP):
 
 # %%
-result.detection_rows.groupby(["region", "is_lesion"]).size().unstack(fill_value=0)
+rows = result.detection_rows
+rows.assign(
+    outcome=rows["is_lesion"].map({1: "lesion", 0: "FP"}).where(rows["is_lesion"] == 0, rows["confidence"].gt(0).map({True: "TP", False: "FN"}))
+).pivot_table(index=["region", "threshold"], columns="outcome", values="case_id", aggfunc="size", fill_value=0)

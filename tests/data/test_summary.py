@@ -6,7 +6,7 @@ import numpy as np
 
 from workbench.data.manifest import CaseEntry, Manifest
 from workbench.data.nifti import save_nifti
-from workbench.data.summary import summarise
+from workbench.data.summary import stratum_counts, summarise
 from workbench.labels import BRATS_METS_2025
 
 
@@ -39,3 +39,21 @@ def test_summary_counts_components_per_region(tmp_path):
     assert table.loc["RC", "median_size_mm3"] == 18 * 2.0
     # WT components: the 4³ lesion (64 voxels) and the single ET voxel → median (128 + 2) / 2 mm³.
     assert table.loc["WT", "median_size_mm3"] == (64 * 2.0 + 2.0) / 2
+
+
+def test_stratum_counts_bin_each_split_s_lesions_by_volume():
+    import pandas as pd
+
+    per_case = pd.DataFrame([
+        {"case": "a", "split": "train", "region": "WT", "components": 3, "volumes_mm3": [50.0, 100.0, 5000.0]},
+        {"case": "a", "split": "train", "region": "RC", "components": 0, "volumes_mm3": []},
+        {"case": "b", "split": "test", "region": "WT", "components": 2, "volumes_mm3": [99.9, 999.9]},
+        {"case": "b", "split": "test", "region": "RC", "components": 1, "volumes_mm3": [1000.0]},
+        {"case": "c", "split": "test", "region": "WT", "components": 1, "volumes_mm3": [10.0]},
+        {"case": "c", "split": "test", "region": "RC", "components": 0, "volumes_mm3": []},
+    ])
+    table = stratum_counts(per_case)
+    assert list(table.index) == ["train", "test"]
+    assert list(table.columns.get_level_values(0)) == ["WT"] * 3 + ["RC"] * 3
+    assert table.loc["train", "WT"].tolist() == [1, 1, 1] and table.loc["test", "WT"].tolist() == [2, 1, 0]
+    assert table.loc["train", "RC"].tolist() == [0, 0, 0] and table.loc["test", "RC"].tolist() == [0, 0, 1]

@@ -67,6 +67,11 @@ def test_write_report_writes_parquet_and_self_contained_html(tmp_path):
     # the Dice table averages cases and seeds per configuration (loss, beta)
     assert "loss=blob beta=2" in page and f"{0.5 + 0.2 + 0.005 + 0.1:.3f}" in page
     assert "<td>None</td>" not in page and "<th>runs</th>" in page
+    # no training log, lesion table nor baseline: each new section says why instead of drawing
+    assert "No findings: the sweep has no complete dc_ce" in page and "id='not-converged'" not in page
+    assert "No training curves: no complete run has a train/metrics.parquet." in page
+    assert "No recall by size stratum" in page and "No gallery" in page
+    assert page.index("<h2 id='findings-heading'>Findings") < page.index("<h2>Runs") < page.index("Mean region Dice")
     assert sorted(p.name for p in spec.sweep_dir.iterdir() if p.name.startswith(".")) == []
 
 
@@ -103,7 +108,9 @@ def test_report_compares_detection_at_matched_precision_with_intervals(tmp_path)
     assert "1.000 [1.000, 1.000]" in page                     # blob: recall 1 at precision ≥ 0.85, every resample
     assert "Differences to loss=blob beta=1" in page and "beyond the noise" in page
     assert "Volume bias of detected lesions" in page and "0.800" in page
-    assert page.count('class="plotly-graph-div"') == 5        # + PR curves, FROC, volume bias
+    assert page.count('class="plotly-graph-div"') == 6        # + PR curves, FROC, volume bias, recall by stratum
+    assert "Lesion recall by size stratum" in page and "No gallery: no complete run has a lesions.parquet with lesion centroids" in page
+    assert "No findings: the sweep has no complete dc_ce (DC+CE) run to compare with." in page
 
 
 def test_unit_ids_spell_out_missing_replicates():

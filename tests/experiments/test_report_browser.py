@@ -60,3 +60,40 @@ def test_the_reports_bars_are_one_per_configuration_and_region(browser, tmp_path
     assert expected_bars >= 8
     assert page.locator(".plotly-graph-div").first.locator("g.point path").count() == expected_bars
     page.close()
+
+
+def test_the_findings_report_draws_every_figure_in_one_colour_per_loss(browser, tmp_path):
+    """The report that leads with findings: banner, findings table, training curves, recall by stratum,
+    gallery tiles; no empty figure, no console error, and each loss drawn in its colour everywhere."""
+    from test_findings import make_sweep
+
+    from workbench.viz.figures import LOSS_COLOURS
+
+    sweep_dir = make_sweep(tmp_path, converged=False)
+    _, report = write_report(sweep_dir)
+    page, console_errors, page_errors, requests = open_report(browser, report)
+    assert_every_figure_is_drawn(page)
+    assert console_errors == [] and page_errors == []
+    assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
+    assert page.locator("#not-converged").is_visible()
+    assert page.locator("#findings").bounding_box()["y"] < page.locator(".plotly-graph-div").first.bounding_box()["y"]
+    tiles = page.locator("figure.tile img")
+    assert tiles.count() >= 2
+    assert all(tiles.nth(i).evaluate("img => img.complete && img.naturalWidth == 96") for i in range(tiles.count()))
+    traces = page.evaluate(
+        """() => [...document.querySelectorAll('.plotly-graph-div')].flatMap((div, index) => div.data.map(trace => ({
+               index, name: String(trace.name), type: trace.type,
+               colour: (trace.type === 'bar' ? trace.marker.color : (trace.line || {}).color) || null,
+               points: (trace.y || trace.z || []).length})))"""
+    )
+    figures = {trace["index"] for trace in traces}
+    assert figures == set(range(page.locator(".plotly-graph-div").count()))
+    for index in figures:  # no figure without a point
+        assert sum(t["points"] for t in traces if t["index"] == index) > 0, index
+    named = [t for t in traces if t["name"] in ("dc_ce", "blob", "loss=dc_ce", "loss=blob")]
+    assert len({t["index"] for t in named}) == len(figures)  # every figure draws the losses by name
+    for trace in named:
+        loss = trace["name"].removeprefix("loss=")
+        assert trace["colour"] == LOSS_COLOURS[loss], trace
+    page.screenshot(path=str(tmp_path / "findings.png"), full_page=True)
+    page.close()

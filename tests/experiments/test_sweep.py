@@ -73,6 +73,9 @@ def test_grid_expands_to_readable_deterministic_run_ids(tmp_path):
         ({"name": "x", "notebook": "run.ipynb", "grid": {"seed": [0]}, "epochs": 3}, r"Unknown sweep field\(s\) \['epochs'\]"),
         ({"name": "a/b", "notebook": "run.ipynb", "grid": {"seed": [0]}}, r"`name` to be a folder name"),
         ({"name": "x", "notebook": "run.ipynb", "grid": {"seed": [0, "0"]}}, r"distinct run ids.*s0"),
+        ({"name": "x", "notebook": "run.ipynb", "grid": {"seed": [0]}, "exclude": {"seed": 0}}, r"`exclude` to be a list"),
+        ({"name": "x", "notebook": "run.ipynb", "grid": {"seed": [0]}, "exclude": [{"seed": 5}]}, r"'seed' = 5 is not a value"),
+        ({"name": "x", "notebook": "run.ipynb", "grid": {"seed": [0]}, "exclude": [{"lr": 1}]}, r"'lr' = 1 .*not a grid key"),
     ],
 )
 def test_invalid_sweep_files_name_the_field(tmp_path, document, match):
@@ -81,6 +84,44 @@ def test_invalid_sweep_files_name_the_field(tmp_path, document, match):
     path.write_text(yaml.safe_dump(document))
     with pytest.raises(ValueError, match=match):
         load_sweep(path)
+
+
+def test_exclude_drops_the_grid_points_matching_an_entry(tmp_path):
+    path = _sweep_file(tmp_path, {"loss": ["dc_ce", "blob"], "beta": [1, 2], "seed": [0, 1]})
+    document = yaml.safe_load(path.read_text())
+    document["exclude"] = [{"loss": "dc_ce", "beta": 2}, {"loss": "blob", "beta": 1, "seed": 1}]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    ids = [run.run_id for run in load_sweep(path).runs()]
+    assert ids == ["dc_ce-b1-s0", "dc_ce-b1-s1", "blob-b1-s0", "blob-b2-s0", "blob-b2-s1"]
+
+
+def test_runs_side_by_side_share_the_cores_unless_the_user_chose(monkeypatch):
+    from workbench.experiments.sweep import threads_per_run
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    with threads_per_run(2):
+        assert os.environ["OMP_NUM_THREADS"] == "4" and os.environ["NUMBA_NUM_THREADS"] == "3"
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["NUMBA_NUM_THREADS"] == "3"
+    with threads_per_run(16):
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_epoch_lines_of_running_runs_are_relayed_once_with_the_run_id(tmp_path):
+    from workbench.experiments.sweep import _EpochLines
+
+    written = []
+    tail = _EpochLines(tmp_path, ["a", "b"], written.append)
+    tail.poll()  # nothing started yet
+    (tmp_path / "a" / "train").mkdir(parents=True)
+    (tmp_path / "a" / "train" / "progress.log").write_text("epoch 1/2  loss 0.5\n")
+    tail.poll()
+    with (tmp_path / "a" / "train" / "progress.log").open("a") as log:
+        log.write("epoch 2/2  loss 0.4\n")
+    tail.poll()
+    tail.poll()
+    assert written == ["a: epoch 1/2  loss 0.5", "a: epoch 2/2  loss 0.4"]
 
 
 def test_missing_notebook_is_reported(tmp_path):

@@ -384,3 +384,21 @@ def test_other_schemas_and_whole_number_floats():
     binary = evaluate_case((pred > 0).astype(bool), (ref > 0).astype(float), schema="binary", thresholds=(0.5,))
     assert list(binary["region"].unique()) == ["FG", "mean"]
     assert values(binary).loc["dice", "FG"] == pytest.approx(0.5)
+
+
+def test_validation_scores_equal_the_full_evaluation_on_its_metrics():
+    from workbench.data.phantoms import make_case
+    from workbench.metrics import validation_scores
+
+    ref = make_case(3, shape=(32, 32, 32)).label
+    pred = ref.copy()
+    pred[ref == 3] = 1  # ET lost, TC kept
+    pred[:4, :4, :4] = 3  # a false-positive ET lesion
+    spacing = (1.5, 1.0, 2.0)
+    full = evaluate_case(pred, ref, spacing=spacing, thresholds=[0.3, 0.5])
+    full = full[(full["stratum"] == "all") & full["metric"].isin(["dice", "f1", "pq"])]
+    quick = validation_scores(pred, ref, spacing=spacing, thresholds=[0.3, 0.5])
+    keys = ["region", "metric", "threshold"]
+    merged = full.merge(quick, on=keys, suffixes=("_full", "_quick"), how="outer", validate="one_to_one")
+    assert len(merged) == len(full) == len(quick) == 5 * 4
+    np.testing.assert_allclose(merged["value_quick"], merged["value_full"], atol=1e-12)

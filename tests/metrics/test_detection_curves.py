@@ -1,15 +1,23 @@
-"""Operating points: exact curves on hand-made cases, agreement with picai-eval, bootstrap coverage."""
+"""Operating points: exact curves on hand-made cases, per-threshold counts against an independent
+labelling and matching, agreement with picai-eval, bootstrap coverage."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
 
 from workbench.data.phantoms import make_case
 from workbench.metrics.detection_curves import (
+    DEFAULT_THRESHOLDS,
+    ROW_COLUMNS,
     at_precision,
+    at_threshold,
     best_f1,
     bootstrap_ci,
     bootstrap_mean_ci,
@@ -25,19 +33,26 @@ from workbench.metrics.detection_curves import (
 
 
 def _toy_rows() -> pd.DataFrame:
-    """Two reference lesions (A found at 0.9, B at 0.3) and a false positive at 0.6, in one case."""
+    """Two reference lesions (A found from 0.9 down, B from 0.3 down) and a false positive at 0.6, in one case."""
     reference = np.zeros((1, 20), dtype=bool)
     reference[0, 1:4] = reference[0, 12:15] = True                # A, B
-    candidates = np.zeros((1, 20), dtype=np.int32)
-    candidates[0, 1:4] = 1                                        # on A
-    candidates[0, 7:9] = 2                                        # nowhere: FP
-    candidates[0, 13:16] = 3                                      # on B (IoU 2/4)
-    return lesion_rows(candidates, np.array([0.9, 0.6, 0.3]), reference, case_id="c0", connectivity=8)
+    probability = np.zeros((1, 20))
+    probability[0, 1:4] = 0.9                                     # on A
+    probability[0, 7:9] = 0.6                                     # nowhere: FP
+    probability[0, 13:16] = 0.3                                   # on B (IoU 2/4)
+    return lesion_rows(probability, reference, thresholds=(0.3, 0.6, 0.9), case_id="c0", connectivity=8)
 
 
 def test_curve_points_ap_and_froc_of_a_known_case():
     rows = _toy_rows()
-    assert sorted(zip(rows.is_lesion, rows.confidence)) == [(0, 0.6), (1, 0.3), (1, 0.9)]
+    assert list(rows.columns) == list(ROW_COLUMNS)
+    blocks = {t: sorted(zip(b.is_lesion, b.confidence, b.overlap)) for t, b in rows.groupby("threshold")}
+    assert blocks == {
+        0.9: [(1, 0.0, 0.0), (1, 0.9, 1.0)],                      # B missed, no FP yet
+        0.6: [(0, 0.6, 0.0), (1, 0.0, 0.0), (1, 0.9, 1.0)],
+        0.3: [(0, 0.6, 0.0), (1, 0.3, 0.5), (1, 0.9, 1.0)],
+    }
+    assert rows[rows.is_lesion == 1].volume_mm3.tolist() == [3.0] * 6 and rows[rows.is_lesion == 0].volume_mm3.tolist() == [2.0] * 2
     curve = precision_recall(rows)
     np.testing.assert_allclose(curve.thresholds, [0.9, 0.6, 0.3])
     np.testing.assert_array_equal(curve.tp, [1, 1, 2])
@@ -62,12 +77,124 @@ def test_matched_precision_and_best_f1_are_exact_points():
 def test_missed_lesions_lower_recall_and_split_candidates_are_false_positives():
     reference = np.zeros((1, 12), dtype=bool)
     reference[0, 0:6] = True
-    reference[0, 9:11] = True                                     # missed
-    candidates = np.zeros((1, 12), dtype=np.int32)
-    candidates[0, 0:3], candidates[0, 3:5] = 1, 2                 # a lesion split in two (touching ids)
-    rows = lesion_rows(candidates, np.array([0.8, 0.7]), reference, case_id="c", connectivity=4)
+    reference[0, 9:11] = True                                     # missed at 0.5, found at 0.2
+    probability = np.zeros((1, 12))
+    probability[0, 0:6] = [0.8, 0.8, 0.8, 0.4, 0.8, 0.8]          # split in two at 0.5: the smaller part is an FP
+    probability[0, 9:11] = 0.2
+    rows = lesion_rows(probability, reference, thresholds=(0.2, 0.5), case_id="c", connectivity=4)
     curve = precision_recall(rows)
-    assert curve.n_lesions == 2 and curve.recall.max() == 0.5 and curve.fp[-1] == 1
+    assert curve.n_lesions == 2 and curve.thresholds.tolist() == [0.5, 0.2]
+    assert curve.tp.tolist() == [1, 2] and curve.fp.tolist() == [1, 0] and curve.recall.tolist() == [0.5, 1.0]
+    high = rows[rows.threshold == 0.5]
+    assert sorted(high.overlap) == [0.0, 0.0, 0.5] and high[high.is_lesion == 0].volume_mm3.tolist() == [2.0]
+    assert rows[rows.threshold == 0.2].overlap.tolist() == [1.0, 1.0]
+
+
+def _merged_case() -> tuple[np.ndarray, np.ndarray]:
+    """Two 2×2×2 lesions at p = 0.8 in a 12³ volume whose every other voxel is at p = 0.15."""
+    reference = np.zeros((12, 12, 12), dtype=bool)
+    reference[1:3, 1:3, 1:3] = reference[8:10, 8:10, 8:10] = True
+    return np.where(reference, 0.8, 0.15), reference
+
+
+def test_lesions_merged_at_the_floor_are_found_at_argmax():
+    probability, reference = _merged_case()
+    # The former rows: one set of candidates at the floor 0.1 — a single 1728-voxel blob, IoU 8/1728 with each lesion.
+    floor = lesion_rows(probability, reference, thresholds=(0.1,), case_id="c")
+    assert floor.is_lesion.tolist() == [1, 1, 0] and floor.confidence.tolist() == [0.0, 0.0, 0.8]
+    assert floor.volume_mm3.tolist() == [8.0, 8.0, 1728.0]
+    for old in (precision_recall(floor), precision_recall(floor.drop(columns="threshold"))):  # also as a detection map
+        assert old.tp.tolist() == [0] and at_precision(old, 0.1) is None and froc(old, (1,)).sensitivity.tolist() == [0.0]
+
+    rows = lesion_rows(probability, reference, case_id="c")
+    assert sorted(rows.threshold.unique()) == list(DEFAULT_THRESHOLDS)
+    assert (rows.groupby("threshold").is_lesion.sum() == 2).all()                    # every lesion at every threshold
+    assert (rows[rows.is_lesion == 1].volume_mm3 == 8.0).all() and set(rows.stratum) == {"<100", ">=1000"}
+    at_half = rows[rows.threshold == 0.5]
+    assert at_half.is_lesion.tolist() == [1, 1] and at_half.confidence.tolist() == [0.8, 0.8]
+    assert at_half.overlap.tolist() == [1.0, 1.0]
+    curve = precision_recall(rows)
+    np.testing.assert_allclose(curve.thresholds, sorted(DEFAULT_THRESHOLDS, reverse=True))
+    assert curve.tp.tolist() == [0, 0, 2, 2, 2, 2, 2, 2, 2, 0]                      # 0.95, 0.9 above every voxel
+    assert curve.fp.tolist() == [0] * 9 + [1]
+    argmax = at_threshold(curve, 0.5)
+    assert (argmax.threshold, argmax.precision, argmax.recall, argmax.f1) == (0.5, 1.0, 1.0, 1.0)
+    matched = at_precision(curve, 0.85)
+    assert matched is not None and (matched.recall, matched.threshold) == (1.0, 0.8)
+    assert froc(curve, (0.0,)).sensitivity.tolist() == [1.0]
+    assert curve.average_precision == pytest.approx(1.0)
+
+
+def _independent_counts(probability: np.ndarray, reference: np.ndarray, threshold: float, min_iou: float = 0.1) -> tuple[int, int, int]:
+    """``(tp, fp, fn)`` by scipy labelling (26-connectivity) and a dense IoU matrix: the matching from scratch."""
+    structure = ndimage.generate_binary_structure(3, 3)
+    pred, n_pred = ndimage.label(probability >= threshold, structure)
+    ref, n_ref = ndimage.label(reference, structure)
+    inter = np.zeros((n_pred + 1, n_ref + 1))
+    np.add.at(inter, (pred.ravel(), ref.ravel()), 1)
+    inter = inter[1:, 1:]
+    sizes_pred = np.bincount(pred.ravel(), minlength=n_pred + 1)[1:]
+    sizes_ref = np.bincount(ref.ravel(), minlength=n_ref + 1)[1:]
+    iou = inter / (sizes_pred[:, None] + sizes_ref[None, :] - inter)
+    weight = np.where(iou >= min_iou, iou, 0.0)
+    rows, cols = linear_sum_assignment(weight, maximize=True)
+    tp = int((weight[rows, cols] > 0).sum())
+    return tp, n_pred - tp, n_ref - tp
+
+
+def test_at_threshold_equals_thresholding_and_matching_by_hand():
+    cases = {f"case{seed}": _probability_maps(seed) for seed in (3, 4, 5, 6)}
+    rows = pd.concat([lesion_rows(p, r, case_id=c) for c, (p, r) in cases.items()], ignore_index=True)
+    curve = precision_recall(rows)
+    assert curve.n_cases == 4
+    for threshold in DEFAULT_THRESHOLDS:
+        tp, fp, fn = np.sum([_independent_counts(p, r, threshold) for p, r in cases.values()], axis=0)
+        point = at_threshold(curve, threshold)
+        k = int(np.flatnonzero(curve.thresholds == threshold)[0])
+        assert (curve.tp[k], curve.fp[k], curve.n_lesions - curve.tp[k]) == (tp, fp, fn)
+        assert point.threshold == threshold and point.recall == pytest.approx(tp / (tp + fn))
+        assert point.precision == pytest.approx(tp / max(tp + fp, 1)) and point.fp_per_case == pytest.approx(fp / 4)
+    assert at_threshold(curve, 0.5).recall > 0 and at_threshold(curve, 0.1).recall == 0    # merged at 0.1, found at 0.5
+
+
+_LEVELS = st.sampled_from([0.0, 0.05, 0.15, 0.35, 0.5, 0.65, 0.85, 1.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.float64, (5, 6, 7), elements=_LEVELS),
+    arrays(np.bool_, (5, 6, 7)),
+    st.lists(st.sampled_from([0.1, 0.2, 0.3, 0.5, 0.6, 0.9, 1.0]), min_size=1, max_size=4, unique=True),
+    st.sampled_from([6, 18, 26]),
+)
+def test_counts_at_every_threshold_are_consistent(probability, reference, thresholds, connectivity):
+    rows = lesion_rows(probability, reference, thresholds=thresholds, connectivity=connectivity, case_id="c")
+    structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
+    n_lesions = ndimage.label(reference, structure)[1]
+    assert set(rows.threshold) <= set(thresholds) and (n_lesions == 0 or set(rows.threshold) == set(thresholds))
+    curve = precision_recall(rows)
+    for threshold in thresholds:
+        block = rows[rows.threshold == threshold]
+        n_candidates = ndimage.label(probability >= threshold, structure)[1]
+        lesions = block[block.is_lesion == 1]
+        tp, fn, fp = int((lesions.confidence > 0).sum()), int((lesions.confidence == 0).sum()), int((block.is_lesion == 0).sum())
+        assert tp <= min(n_lesions, n_candidates) and tp + fn == n_lesions and tp + fp == n_candidates
+        assert (block[block.is_lesion == 0].confidence >= threshold).all()
+        assert (lesions[lesions.confidence > 0].overlap >= 0.1).all() and (lesions[lesions.confidence == 0].overlap == 0).all()
+        if len(block):
+            k = int(np.flatnonzero(curve.thresholds == threshold)[0])
+            assert (curve.tp[k], curve.fp[k]) == (tp, fp)
+    assert curve.n_lesions == n_lesions
+
+
+def test_rows_of_different_threshold_grids_are_refused():
+    probability, reference = _merged_case()
+    rows = pd.concat([lesion_rows(probability, reference, case_id="a"),
+                      lesion_rows(probability, reference, thresholds=(0.5,), case_id="b")])
+    with pytest.raises(ValueError, match="same lesions"):
+        precision_recall(rows)
+    with pytest.raises(ValueError, match="thresholds"):
+        lesion_rows(probability, reference, thresholds=(0.0, 0.5))
 
 
 def test_candidates_are_components_scored_by_max_or_mean():
@@ -95,22 +222,28 @@ def _probability_maps(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_agrees_with_picai_eval():
+    """On detection maps (each candidate at its constant confidence), the components of ``p ≥ t`` at
+    every distinct confidence ``t`` are picai's detections at ``t``; with no lesion eligible for two
+    candidates the per-threshold matching is picai's single matching, so the curves agree."""
     picai_eval = pytest.importorskip("picai_eval", reason="picai-eval is in the test extra")
-    detection_maps, references, rows = [], [], []
+    detection_maps, references = [], []
     for seed in range(3, 9):
         probability, reference = _probability_maps(seed)
         labels, confidences = lesion_candidates(probability, floor=0.2)
         confidences = confidences.astype(np.float32).astype(np.float64)  # picai reads float32 detection maps
         detection_maps.append(np.where(labels > 0, np.r_[0.0, confidences][labels], 0.0).astype(np.float32))
         references.append(reference.astype(np.int32))
-        rows.append(lesion_rows(labels, confidences, reference, case_id=f"case{seed}"))
+    grid = np.unique(np.concatenate([m[m > 0] for m in detection_maps])).astype(np.float64)
+    rows = [lesion_rows(m.astype(np.float64), r.astype(bool), thresholds=grid, case_id=f"case{seed}")
+            for seed, m, r in zip(range(3, 9), detection_maps, references)]
     ours = precision_recall(pd.concat(rows, ignore_index=True))
     theirs = picai_eval.evaluate(
         y_det=detection_maps, y_true=references, subject_list=[f"case{s}" for s in range(3, 9)],
         allow_unmatched_candidates_with_minimal_overlap=False, num_parallel_calls=1,
     )
     expected = sorted((int(t), round(float(c), 6)) for t, c, _ in theirs.lesion_results_flat)
-    assert sorted(zip(pd.concat(rows).is_lesion, pd.concat(rows).confidence.round(6))) == expected
+    lowest = pd.concat(rows).query("threshold == @grid.min()")       # every candidate, matched as picai does
+    assert sorted(zip(lowest.is_lesion, lowest.confidence.round(6))) == expected
     assert ours.average_precision == pytest.approx(theirs.AP, abs=1e-9)
     assert ours.n_lesions == theirs.num_lesions and ours.n_cases == theirs.num_cases
     their_tp, their_fp = theirs.lesion_TP, theirs.lesion_FP  # computing these sets their thresholds
@@ -149,7 +282,8 @@ def test_operating_points_per_region_and_stratum_of_a_known_case():
     table = operating_points(rows, precision=0.6, argmax_threshold=0.5)
     everything = table[table.stratum == "all"].iloc[0]
     assert (everything.n_lesions, everything.ap) == (2, pytest.approx(5 / 6))
-    assert (everything.argmax_precision, everything.argmax_recall) == (0.5, 0.5)      # detections at ≥ 0.5: A and the FP
+    assert everything.argmax_threshold == 0.6                                         # the lowest grid threshold ≥ 0.5
+    assert (everything.argmax_precision, everything.argmax_recall) == (0.5, 0.5)      # detections at 0.6: A and the FP
     assert (everything.matched_threshold, everything.matched_recall) == (0.3, 1.0)
     assert everything.best_f1_f1 == pytest.approx(0.8)
     assert table.stratum.tolist() == ["all", "<100"]
@@ -168,9 +302,17 @@ def test_rows_from_stored_probabilities_round_trip(tmp_path):
     np.testing.assert_allclose(loaded, np.where(probabilities >= 0.05, probabilities, 0), atol=1 / 510)
     rows = region_rows(loaded, channels, case.label, schema=BRATS_METS_2025, mode="sigmoid", case_id="c",
                        spacing=case.spacing)
-    lesions = rows[rows.is_lesion == 1]
-    assert (lesions.confidence > 0.9).all() and (rows.is_lesion == 1).all()            # every lesion found, no FP
+    assert list(rows.columns) == [*ROW_COLUMNS, "region"] and set(rows.threshold) == set(DEFAULT_THRESHOLDS)
+    assert (rows.is_lesion == 1).all()                                                  # no FP at any threshold
+    found = rows[rows.threshold <= 0.9]
+    assert (found.confidence > 0.9).all() and (found.overlap == 1).all()                 # every lesion found, exactly
+    assert (rows[rows.threshold == 0.95].confidence == 0).all()                          # above every voxel (0.92)
     assert set(rows.region) <= set(BRATS_METS_2025.region_names)
+    for region, part in rows.groupby("region"):
+        point = at_threshold(precision_recall(part), 0.5)
+        n_lesions = ndimage.label(BRATS_METS_2025.to_region_masks(case.label)[channels.index(region)],
+                                  ndimage.generate_binary_structure(3, 3))[1]
+        assert (point.precision, point.recall, (part.threshold == 0.5).sum()) == (1.0, 1.0, n_lesions)
 
 
 def test_volume_bias_is_predicted_over_true_volume_of_detected_lesions():

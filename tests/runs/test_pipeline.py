@@ -8,16 +8,32 @@ import pytest
 from workbench.data.cohort import make_cohort
 from workbench.data.manifest import CaseEntry, Manifest, read_manifest
 from workbench.labels import BINARY
-from workbench.runs.pipeline import check_parameters, held_out_split
+from workbench.runs.pipeline import check_parameters, held_out_split, validation_cases
 
 
-def _manifest(splits):
-    cases = [CaseEntry(id=f"c{i}", images={"t1": f"c{i}.nii.gz"}, split=s) for i, s in enumerate(splits)]
+def _manifest(splits, unlabelled=()):
+    cases = [
+        CaseEntry(id=f"c{i}", images={"t1": f"c{i}.nii.gz"}, label=None if i in unlabelled else f"c{i}-seg.nii.gz", split=s)
+        for i, s in enumerate(splits)
+    ]
     return Manifest(name="m", schema=BINARY, modalities=("t1",), cases=cases, root=".")
 
 
-def test_manifest_split_when_no_folds():
-    assert held_out_split(_manifest(["train", "val", "train", "test", "val"]), 0, 0) == (["c0", "c2"], ["c1", "c4"])
+def test_manifest_split_when_no_folds_holds_out_the_test_cases_and_validates_on_val():
+    manifest = _manifest(["train", "val", "train", "test", "val", "test"])
+    assert held_out_split(manifest, 0, 0) == (["c0", "c2"], ["c3", "c5"])
+    assert validation_cases(manifest, 0, ["c3", "c5"]) == ["c1", "c4"]
+
+
+def test_without_labelled_test_cases_the_val_cases_are_held_out_and_validated_on():
+    manifest = _manifest(["train", "val", "train", "test", "val"], unlabelled={3})
+    assert held_out_split(manifest, 0, 0) == (["c0", "c2"], ["c1", "c4"])
+    assert validation_cases(manifest, 0, ["c1", "c4"]) == ["c1", "c4"]
+
+
+def test_k_fold_runs_validate_on_their_held_out_fold():
+    manifest = _manifest(["train", "val", "train", "test", "val", "train"])
+    assert validation_cases(manifest, 3, ["c0", "c4"]) == ["c0", "c4"]
 
 
 def test_round_robin_folds_over_train_and_val_only():
@@ -53,8 +69,9 @@ def test_valid_parameters_give_a_config_on_the_split(tmp_path, cohort):
     ids = {case.split: [] for case in read_manifest(cohort).cases}
     for case in read_manifest(cohort).cases:
         ids[case.split].append(case.id)
-    assert (train_ids, held_out) == (ids["train"], ids["val"])
-    assert config.out_dir == str(tmp_path / "run" / "train") and list(config.val_cases) == held_out
+    assert (train_ids, held_out) == (ids["train"], ids["test"])
+    assert config.out_dir == str(tmp_path / "run" / "train")
+    assert list(config.val_cases) == ids["val"] and list(config.predict_cases) == held_out
     assert config.loss_options == {"alpha": 1.0, "beta": 1.0}
     dc_ce = check_parameters(tmp_path / "run", manifest=str(cohort), **{**VALID, "loss": "dc_ce"})[0]
     assert dc_ce.loss_options == {}  # no instance term: alpha and beta do not reach the loss

@@ -9,13 +9,15 @@ import yaml
 
 from workbench.cli import main
 from workbench.training import ConfigError, TrainConfig, config_to_dict, load_config, validate
+from workbench.training.config import momentum_of
 
 TINY = {"patch_size": [16, 16, 16], "filters": [4, 8, 16]}
 
 
 def test_defaults_are_nnunet_like():
     config = validate({})
-    assert (config.optimizer, config.learning_rate, config.momentum, config.poly_exponent) == ("sgd", 0.01, 0.99, 0.9)
+    assert (config.optimizer, config.learning_rate, momentum_of(config), config.poly_exponent) == ("sgd", 0.01, 0.99, 0.9)
+    assert momentum_of(validate({"optimizer": "adamw"})) == 0.9 and config.momentum is None
     assert config.network == "dynunet" and not config.deep_supervision
     assert config.patch_size == (128, 128, 128) and config.batch_size == 2
     assert config.precision == "auto" and config.grad_clip == 12.0

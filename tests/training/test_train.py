@@ -45,7 +45,7 @@ def tiny(manifest, out_dir, **fields):
 def test_every_loss_overfits_one_batch(cohort, tmp_path, loss, mode):
     config = tiny(cohort, tmp_path, loss=loss, mode=mode, foreground_fraction=1.0)
     seed_everything(0)
-    _, schema, cases, _ = loop._load_data(config)
+    _, schema, cases, _, _ = loop._load_data(config)
     dataset = loop._dataset(config, schema, cases)
     batch = collate_patches([dataset[0], dataset[1]])
     assert (batch["instances"] is None) == (loss == "dc_ce")
@@ -121,9 +121,14 @@ def test_run_folder(cohort, tmp_path):
     metrics = pd.read_parquet(run / "metrics.parquet")
     assert list(metrics.columns) == loop.METRIC_COLUMNS
     val = metrics[metrics["phase"] == "val"]
-    assert set(val["metric"]) == {"dice", "pq"} and set(val["region"]) == {"WT", "TC", "ET", "RC", "mean"}
+    assert set(val["metric"]) == {"dice", "f1", "pq"} and set(val["region"]) == {"WT", "TC", "ET", "RC", "mean"}
     assert val.query("metric == 'pq'")["threshold"].eq(0.5).all()
     assert {"loss", "lr", "grad_norm", "seconds"} <= set(metrics.query("phase == 'train'")["metric"])
+    assert (run / "curves.png").is_file()
+    (line,) = (run / "progress.log").read_text().splitlines()  # one line per epoch, as printed
+    loss = metrics.query("phase == 'train' and metric == 'loss'")["value"].item()
+    wt = val.query("metric == 'dice' and region == 'WT'")["value"].item()
+    assert line.startswith(f"epoch 1/1  loss {loss:.4f}  val Dice WT {wt:.3f} TC ") and line.endswith("0 s left")
 
     checkpoint = torch.load(result.checkpoint, weights_only=True)
     assert checkpoint["epoch"] == 1 and set(checkpoint) >= {"model", "optimizer", "scheduler", "scaler", "rng"}

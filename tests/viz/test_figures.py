@@ -341,3 +341,71 @@ def test_volume_bias_bars_with_a_reference_line_at_one():
     figure = volume_bias_bars(table)
     assert [t.type for t in figure.data] == ["bar", "bar"] and [t.y[0] for t in figure.data] == [0.85, 1.0]
     assert figure.layout.shapes[0].y0 == 1.0
+
+
+# --------------------------------------------------------------------------- report: colours, training, strata
+
+
+def test_loss_colours_follow_the_loss_registry_one_colour_each():
+    from workbench.losses import LOSS_NAMES
+    from workbench.viz.figures import LOSS_COLOURS, loss_colour
+
+    assert tuple(LOSS_COLOURS) == LOSS_NAMES
+    assert len(set(LOSS_COLOURS.values())) == len(LOSS_COLOURS)
+    assert loss_colour("not_a_loss") == loss_colour("not_a_loss") and loss_colour("not_a_loss") not in LOSS_COLOURS.values()
+
+
+def test_style_of_shades_and_dashes_further_configurations_of_a_loss():
+    from workbench.viz.figures import LOSS_COLOURS, style_of
+
+    styles = style_of({"dc": "dc_ce", "blob b=1": "blob", "blob b=2": "blob"})
+    assert styles["dc"] == (LOSS_COLOURS["dc_ce"], "solid") and styles["blob b=1"] == (LOSS_COLOURS["blob"], "solid")
+    colour, dash = styles["blob b=2"]
+    assert dash == "dash" and colour != LOSS_COLOURS["blob"]
+    assert int(colour[1:3], 16) > int(LOSS_COLOURS["blob"][1:3], 16)  # lighter
+
+
+def _training_log() -> pd.DataFrame:
+    rows = []
+    for config, runs in (("dc_ce", ("d0", "d1")), ("blob", ("b0",))):
+        for run_id in runs:
+            for epoch in range(4):
+                rows.append((config, run_id, epoch, "train", "", "loss", 1.0 / (epoch + 1)))
+                if epoch % 2:
+                    rows += [(config, run_id, epoch, "val", region, "dice", 0.5 + 0.1 * epoch) for region in ("WT", "ET", "mean")]
+    return pd.DataFrame(rows, columns=["config", "run_id", "epoch", "phase", "region", "metric", "value"])
+
+
+def test_training_curves_one_line_per_run_and_panel_in_the_loss_colour():
+    from workbench.viz.figures import LOSS_COLOURS, style_of, training_curves
+
+    figure = training_curves(_training_log(), styles=style_of({"dc_ce": "dc_ce", "blob": "blob"}))
+    titles = [a.text for a in figure.layout.annotations]
+    assert titles == ["train loss", "val Dice WT", "val Dice ET", "val Dice mean"]
+    assert len(figure.data) == 3 * 4  # 3 runs × 4 panels
+    for trace in figure.data:
+        assert trace.line.color == LOSS_COLOURS[trace.name]
+    assert [t.showlegend for t in figure.data if t.name == "dc_ce"].count(True) == 1
+    seeds = [t.opacity for t in figure.data if t.name == "dc_ce"]
+    assert 1.0 in seeds and min(seeds) < 1.0  # further seeds lighter
+    val = [t for t in figure.data if t.name == "blob"][1]
+    assert list(val.x) == [1, 3]  # validation every second epoch
+    with pytest.raises(ValueError, match="no training loss"):
+        training_curves(_training_log().assign(metric="grad_norm"))
+
+
+def test_stratum_recall_bars_with_asymmetric_intervals():
+    from workbench.viz.figures import apply_styles, stratum_recall_bars
+
+    table = pd.DataFrame({
+        "config": ["dc_ce", "dc_ce", "blob"], "region": ["WT", "WT", "WT"], "stratum": ["<100", ">=1000", "<100"],
+        "recall": [0.5, 1.0, 0.75], "low": [0.2, 1.0, 0.5], "high": [0.8, 1.0, 1.0], "n_lesions": [4, 2, 4],
+    })
+    figure = stratum_recall_bars(table)
+    assert [t.name for t in figure.data] == ["dc_ce", "blob"]
+    assert list(figure.data[0].error_y.arrayminus) == pytest.approx([0.3, 0.0])
+    assert list(figure.data[1].error_y.array) == pytest.approx([0.25])
+    apply_styles(figure, {"blob": ("#123456", "dot")})
+    assert figure.data[1].marker.color == "#123456"
+    with pytest.raises(ValueError, match="empty"):
+        stratum_recall_bars(table.iloc[:0])

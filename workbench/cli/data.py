@@ -34,7 +34,7 @@ def run_summary(args: argparse.Namespace) -> int:
     """Print a manifest's splits, instances per region and components per case (also ``demo``'s first part)."""
     from workbench.data.cohort import default_manifest_path
     from workbench.data.manifest import load_manifest
-    from workbench.data.summary import summarise
+    from workbench.data.summary import stratum_counts, summarise
 
     path = args.manifest or default_manifest_path()
     print(f"manifest: {path}")
@@ -46,6 +46,9 @@ def run_summary(args: argparse.Namespace) -> int:
     print()
     print("Instances per region (connected components, 26-connectivity):")
     print(per_region.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+    print()
+    print("Lesions (components) per split and size stratum, mm³ — what a held-out split can show effects on:")
+    print(stratum_counts(per_case).to_string())
     print()
     print("Components per case:")
     wide = per_case.pivot(index=["case", "split"], columns="region", values="components")

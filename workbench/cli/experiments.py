@@ -12,15 +12,23 @@ __all__ = ["add_demo", "add_report", "add_sweep", "run_demo", "run_report", "run
 def add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo",
-        help="the main job: compare four losses on the built-in phantoms, from cohort to report",
-        description="Summarise the dataset (the built-in phantom cohort, generated into the cache on first use), "
-        "then train and evaluate DC+CE, blob, CC and IWL-blob (alpha = beta = 1, a tiny DynUNet, CPU) through "
-        "notebooks/02_train_evaluate.ipynb, one papermill run each, and write the sweep's report.html. "
-        "An earlier demo folder is never overwritten.",
+        help="the main job: compare losses on the built-in phantoms, from cohort to report (~10 min on 2 cores)",
+        description="Summarise the dataset (the built-in phantom cohort: 52 cases of 64×80×64 voxels, generated into "
+        "the cache on first use, ~15 s), then train DC+CE, blob, CC and IWL-blob (alpha = beta = 1) with a small 3D "
+        "DynUNet on the CPU (360 steps each, ~3.5 min per run on one core; two runs at a time on 2 cores), predict and "
+        "evaluate the 24 held-out test cases, one papermill run of notebooks/02_train_evaluate.ipynb each, and write "
+        "the report: OUT/losses/report.html (default OUT: runs/demo), findings first. The whole job takes about "
+        "10 minutes on 2 cores (benchmarks/RESULTS.md); --quick about a minute. An earlier demo folder is never "
+        "overwritten; an explicit --out that holds an unfinished demo is resumed.",
     )
     demo.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: runs/demo, runs/demo-2, ...)")
-    demo.add_argument("--quick", action="store_true", help="seconds-long version on a 6-case 32³ cohort")
-    demo.add_argument("--workers", type=int, default=2, help="runs at a time (default 2)")
+    demo.add_argument("--quick", action="store_true", help="a minute-long run on a 6-case 32³ cohort (untrained models)")
+    demo.add_argument("--losses", nargs="+", default=None, metavar="LOSS",
+                      help="losses to compare (default: dc_ce blob cc iwl_blob; dc_ce is the baseline of the findings)")
+    demo.add_argument("--seeds", type=int, default=1, help="training seeds per loss (default 1; the report shows their spread)")
+    demo.add_argument("--epochs", type=int, default=None, help="epochs of 30 steps (default 12)")
+    demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device (default auto)")
+    demo.add_argument("--workers", type=int, default=2, help="runs at a time, sharing the cores (default 2)")
     demo.add_argument("--manifest", type=Path, default=None, help="a dataset manifest instead of the phantoms")
     demo.set_defaults(run=run_demo)
 
@@ -32,14 +40,21 @@ def run_demo(args: argparse.Namespace) -> int:
     from workbench.cli.data import run_summary
     from workbench.experiments import demo
     from workbench.experiments.report import collect_results
-    from workbench.viz.selection import most_missed
+    from workbench.viz.selection import representative_run
 
     if not args.quick:
         run_summary(args)
         print()
-    print(f"Training and evaluating {', '.join(demo.DEMO_LOSSES)} ({'quick' if args.quick else 'CPU-sized'}) ...")
+    losses = tuple(args.losses or demo.DEMO_LOSSES)
+    print(f"Training and evaluating {', '.join(losses)} × {args.seeds} seed(s) ({'quick' if args.quick else 'CPU recipe'}) ...")
     try:
-        sweep_dir, report = demo.run_demo(args.out, quick=args.quick, workers=args.workers, manifest=args.manifest)
+        sweep_dir, report = demo.run_demo(
+            args.out, quick=args.quick, workers=args.workers, manifest=args.manifest, losses=losses, seeds=args.seeds,
+            epochs=args.epochs, device=args.device,
+        )
+    except ValueError as error:
+        print(f"workbench demo: error: {error}", file=sys.stderr)
+        return 2
     except RuntimeError as error:  # failed runs: their run.json holds the tracebacks; rerunning resumes
         print(f"workbench demo: error: {error} Run the same command again to redo only those.", file=sys.stderr)
         return 1
@@ -47,15 +62,16 @@ def run_demo(args: argparse.Namespace) -> int:
     overall = results[(results["region"] == "mean") & (results["stratum"] == "all")]
     dice = overall[overall["metric"] == "dice"].groupby("loss")["value"].mean()
     pq = overall[(overall["metric"] == "pq") & (overall["threshold"] == 0.5)].groupby("loss")["value"].mean()
-    table = pd.DataFrame({"dice (mean region)": dice, "pq@0.5 (mean region)": pq}).reindex(list(demo.DEMO_LOSSES))
+    table = pd.DataFrame({"dice (mean region)": dice, "pq@0.5 (mean region)": pq}).reindex(list(losses))
     print()
     print(table.to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     print(f"report: {report}")
     print(f"runs:   {sweep_dir} (per case and per lesion tables in each run folder)")
-    audit_run, audit_case = most_missed(sweep_dir)
+    audit_run, audit_case = representative_run(sweep_dir)
     if audit_run is not None:
-        print(f"audit:  workbench audit {audit_run} --case {audit_case}    (napari; the case with the most missed lesions)")
+        print(f"audit:  workbench audit {audit_run} --case {audit_case}")
+        print("        (napari: the instance loss with the best held-out Dice, at its case with the most missed lesions)")
     return 0
 
 

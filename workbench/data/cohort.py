@@ -12,11 +12,19 @@ Layout under the cohort folder::
     phantom-000/phantom-000-t1n.nii.gz  ... -t1c, -t2w, -t2f, -seg.nii.gz
 
 Splits are assigned by case index: the first 60 % ``train``, the next 20 % ``val``, the rest
-``test`` (cases are independent draws, so order carries no bias).
+``test`` (cases are independent draws, so order carries no bias), or given counts of ``train``
+and ``val`` cases (the rest ``test``).
+
+The default cohort (:data:`DEFAULT_COHORT`) is sized for a CPU: 52 cases of 64 × 80 × 64 voxels
+at 2 mm (the brain's field of view, slightly cropped), at least 4 metastases per case and lesions
+from 32 mm³, split 24 train / 4 val / 24 test, so that the 24 held-out test cases hold about 190
+lesions per region (WT, TC, ET), about 40 of them under 100 mm³, and a resection cavity in 5.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +46,11 @@ __all__ = [
     "write_cohort",
 ]
 
-DEFAULT_COHORT: dict[str, Any] = {"name": "phantoms_default", "n": 20, "seed": 0, "shape": (96, 96, 96), "spacing": None}
-"""The embedded default data: 20 phantom cases of 96³ voxels (about 1.9 mm isotropic)."""
+DEFAULT_COHORT: dict[str, Any] = {
+    "name": "phantoms_default", "n": 52, "seed": 0, "shape": (64, 80, 64), "spacing": (2.0, 2.0, 2.0),
+    "min_lesions": 4, "smallest_mm3": 32.0, "splits": (24, 4),
+}
+"""The embedded default data (module docstring): 52 CPU-sized phantom cases, 24 of them held out for testing."""
 
 _SPLIT_FRACTIONS = (("train", 0.6), ("val", 0.2))
 
@@ -62,6 +73,9 @@ def cohort_manifest(
     shape: Sequence[int] = (96, 96, 96),
     spacing: Sequence[float] | None = None,
     name: str = "phantoms",
+    min_lesions: int = 1,
+    smallest_mm3: float | None = None,
+    splits: Sequence[int] | None = None,
 ) -> Manifest:
     """The manifest of a phantom cohort, without writing anything.
 
@@ -77,12 +91,15 @@ def cohort_manifest(
     spacing : sequence of 3 float, optional
         mm per voxel; default: isotropic, fitted to the brain.
     name : str
+    min_lesions, smallest_mm3
+        Of :func:`workbench.data.phantoms.make_case`.
+    splits : (n_train, n_val), optional
+        Cases per split, in case order, the rest ``test``; default 60 % / 20 % / 20 %.
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"Expected `n` to be a positive number of cases, but got {n!r}.")
     root = Path(root)
-    n_train = round(n * _SPLIT_FRACTIONS[0][1])
-    n_val = round(n * _SPLIT_FRACTIONS[1][1])
+    n_train, n_val = _split_counts(n, splits)
     cases = []
     for i in range(n):
         cid = case_id(i)
@@ -96,6 +113,8 @@ def cohort_manifest(
         "seed": int(seed),
         "shape": [int(s) for s in shape],
         "spacing": None if spacing is None else [float(s) for s in spacing],
+        "min_lesions": int(min_lesions),
+        "smallest_mm3": None if smallest_mm3 is None else float(smallest_mm3),
     }
     return Manifest(name, BRATS_METS_2025, MODALITIES, tuple(cases), root, generator)
 
@@ -115,10 +134,7 @@ def write_cohort(manifest: Manifest) -> None:
             f"Manifest {manifest.name!r} was made by phantom generator version {options.get('version')!r}; "
             f"this workbench has version {GENERATOR_VERSION}. Regenerate it with `workbench phantoms`."
         )
-    expected = cohort_manifest(
-        options["n"], options["seed"], manifest.root, shape=options["shape"], spacing=options.get("spacing")
-    )
-    if [c.id for c in manifest.cases] != [c.id for c in expected.cases]:
+    if [c.id for c in manifest.cases] != [case_id(i) for i in range(options["n"])]:
         raise ValueError(f"Manifest {manifest.name!r}: case ids differ from those of its phantom generator options.")
     missing = [
         (i, case)
@@ -127,7 +143,10 @@ def write_cohort(manifest: Manifest) -> None:
     ]
     spacing = None if options.get("spacing") is None else tuple(options["spacing"])
     for i, case in tqdm(missing, desc=f"generating {manifest.name}", unit="case", disable=None):
-        phantom = make_case(case_seed(options["seed"], i), shape=tuple(options["shape"]), spacing=spacing)
+        phantom = make_case(
+            case_seed(options["seed"], i), shape=tuple(options["shape"]), spacing=spacing,
+            min_lesions=options.get("min_lesions", 1), smallest_mm3=options.get("smallest_mm3"),
+        )
         affine = _centred_affine(phantom.label.shape, phantom.spacing)
         (manifest.root / case.id).mkdir(parents=True, exist_ok=True)
         for channel, modality in zip(phantom.image, MODALITIES):
@@ -146,8 +165,12 @@ def make_cohort(
     shape: Sequence[int] = (96, 96, 96),
     spacing: Sequence[float] | None = None,
     name: str = "phantoms",
+    min_lesions: int = 1,
+    smallest_mm3: float | None = None,
+    splits: Sequence[int] | None = None,
 ) -> Path:
-    """Write ``n`` phantom cases as NIfTI files and their manifest into ``out_dir``.
+    """Write ``n`` phantom cases as NIfTI files and their manifest into ``out_dir``
+    (parameters: :func:`cohort_manifest`).
 
     Returns
     -------
@@ -156,7 +179,10 @@ def make_cohort(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = cohort_manifest(n, seed, out_dir, shape=shape, spacing=spacing, name=name)
+    manifest = cohort_manifest(
+        n, seed, out_dir, shape=shape, spacing=spacing, name=name, min_lesions=min_lesions,
+        smallest_mm3=smallest_mm3, splits=splits,
+    )
     write_cohort(manifest)
     path = out_dir / "manifest.yaml"
     write_manifest(manifest, path)
@@ -182,9 +208,22 @@ def default_cohort_manifest() -> Manifest:
     """The manifest of :data:`DEFAULT_COHORT`, rooted in the cache (files made on first use)."""
     from workbench.data.manifest import cache_dir
 
-    spec = DEFAULT_COHORT
-    root = cache_dir() / f"{spec['name']}-v{GENERATOR_VERSION}"
-    return cohort_manifest(spec["n"], spec["seed"], root, shape=spec["shape"], spacing=spec["spacing"], name=spec["name"])
+    spec = dict(DEFAULT_COHORT)
+    name = spec.pop("name")
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    root = cache_dir() / f"{name}-v{GENERATOR_VERSION}-{digest}"  # another recipe never reuses these files
+    return cohort_manifest(spec.pop("n"), spec.pop("seed"), root, name=name, **spec)
+
+
+def _split_counts(n: int, splits: Sequence[int] | None) -> tuple[int, int]:
+    """``(n_train, n_val)`` of a cohort of ``n`` cases."""
+    if splits is None:
+        return round(n * _SPLIT_FRACTIONS[0][1]), round(n * _SPLIT_FRACTIONS[1][1])
+    if len(splits) != 2 or not all(isinstance(k, (int, np.integer)) and k >= 0 for k in splits) or sum(splits) > n:
+        raise ValueError(
+            f"Expected `splits` to be two non-negative case counts (train, val) summing to at most n = {n}, but got {splits!r}."
+        )
+    return int(splits[0]), int(splits[1])
 
 
 def _centred_affine(shape: Sequence[int], spacing: Sequence[float]) -> np.ndarray:

@@ -188,6 +188,9 @@ def make_case(
     kind: PhantomKind = "brats_mets",
     shape: tuple[int, int, int] = (96, 96, 96),
     spacing: tuple[float, float, float] | None = None,
+    *,
+    min_lesions: int = 1,
+    smallest_mm3: float | None = None,
 ) -> PhantomCase:
     """Generate one synthetic BraTS-METS-like case.
 
@@ -205,6 +208,11 @@ def make_case(
         Voxel size in mm. ``None`` chooses the isotropic spacing at which the brain's bounding
         box plus a 4 mm margin just fits ``shape``. Given, the field of view is
         ``shape * spacing`` mm centred on the brain, cropping or padding as needed.
+    min_lesions : int
+        Fewest metastases per case (≥ 1): ``min_lesions - 1`` plus a Zipf draw, capped at 40.
+    smallest_mm3 : float, optional
+        Smallest drawn lesion volume (mm³); default 8 voxels. Smaller lesions can vanish from the
+        label at the partial-volume threshold (the image keeps them).
 
     Returns
     -------
@@ -216,7 +224,8 @@ def make_case(
     ------
     ValueError
         If ``seed`` is not a non-negative integer, ``kind`` is unknown, ``shape`` is not three
-        positive integers or ``spacing`` is not three positive finite numbers.
+        positive integers, ``spacing`` is not three positive finite numbers, ``min_lesions`` is
+        not an integer in [1, 40] or ``smallest_mm3`` is not a positive finite number.
 
     Notes
     -----
@@ -234,13 +243,14 @@ def make_case(
     ((4, 48, 48, 48), (3.0, 3.0, 4.0))
     """
     seed, shape, spacing = _validate_args(seed, kind, shape, spacing)
+    _validate_lesion_args(min_lesions, smallest_mm3)
     spacing = spacing if spacing is not None else _fitting_spacing(shape)
     anatomy = _anatomy(shape, spacing)
     rng = np.random.default_rng(seed)
     spacing_mm = np.asarray(spacing)
 
     lesions = _empty_lesion_maps(shape)
-    for metastasis in _draw_metastases(rng, anatomy, spacing_mm):
+    for metastasis in _draw_metastases(rng, anatomy, spacing_mm, min_lesions, smallest_mm3):
         _paint_metastasis(lesions, anatomy, spacing_mm, metastasis)
     if _has_resection_cavity(seed):
         cavity = _draw_resection_cavity(rng, anatomy, spacing_mm)
@@ -277,6 +287,13 @@ def _validate_args(
         return int(seed), (x, y, z), None
     sx, sy, sz = (float(s) for s in spacing)
     return int(seed), (x, y, z), (sx, sy, sz)
+
+
+def _validate_lesion_args(min_lesions: int, smallest_mm3: float | None) -> None:
+    if not _is_integer(min_lesions) or not 1 <= min_lesions <= _MAX_LESIONS:
+        raise ValueError(f"Expected `min_lesions` to be an integer in [1, {_MAX_LESIONS}], but got {min_lesions!r}.")
+    if smallest_mm3 is not None and not (_is_real(smallest_mm3) and math.isfinite(smallest_mm3) and smallest_mm3 > 0):
+        raise ValueError(f"Expected `smallest_mm3` to be None or a positive number (mm³), but got {smallest_mm3!r}.")
 
 
 def _is_integer(value: object) -> bool:
@@ -447,13 +464,13 @@ def _fraction_inside(
 
 
 def _draw_metastases(
-    rng: np.random.Generator, anatomy: _Anatomy, spacing: np.ndarray
+    rng: np.random.Generator, anatomy: _Anatomy, spacing: np.ndarray, min_lesions: int, smallest_mm3: float | None
 ) -> list[_Metastasis]:
-    """Draw the metastases of a case: a Zipf-distributed count, log-uniform volumes."""
-    count = int(min(rng.zipf(_LESION_COUNT_ZIPF_A), _MAX_LESIONS))
+    """Draw the metastases of a case: ``min_lesions - 1`` plus a Zipf-distributed count, log-uniform volumes."""
+    count = int(min(min_lesions - 1 + rng.zipf(_LESION_COUNT_ZIPF_A), _MAX_LESIONS))
     voxel_mm3 = float(np.prod(spacing))
     max_depth = float(anatomy.depth_mm.max())
-    smallest = _MIN_LESION_VOXELS * voxel_mm3
+    smallest = _MIN_LESION_VOXELS * voxel_mm3 if smallest_mm3 is None else float(smallest_mm3)
     # Many lesions come with smaller ones: the largest volume shrinks as 1/sqrt(count).
     largest = min(_MAX_LESION_MM3 / math.sqrt(count), 4.0 / 3.0 * np.pi * (0.6 * max_depth) ** 3)
     largest = max(largest, smallest)

@@ -15,8 +15,9 @@ from tqdm import tqdm
 from workbench._validate import DEFAULT_CONNECTIVITY, check_connectivity
 from workbench.data.manifest import Manifest, load_case
 from workbench.instances import instance_maps
+from workbench.metrics.panoptic import DEFAULT_SIZE_EDGES_MM3, size_strata, stratum_names
 
-__all__ = ["summarise"]
+__all__ = ["stratum_counts", "summarise"]
 
 
 def summarise(manifest: Manifest, *, connectivity: int = DEFAULT_CONNECTIVITY) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -70,3 +71,30 @@ def summarise(manifest: Manifest, *, connectivity: int = DEFAULT_CONNECTIVITY) -
         columns=["region", "cases_present", "components", "median_size_mm3", "total_voxels"],
     )
     return per_case, per_region
+
+
+def stratum_counts(per_case: pd.DataFrame, size_edges_mm3: tuple[float, ...] = DEFAULT_SIZE_EDGES_MM3) -> pd.DataFrame:
+    """Components per split, region and size stratum: the lesions a held-out set can show effects on.
+
+    Parameters
+    ----------
+    per_case : DataFrame
+        :func:`summarise`'s first table.
+    size_edges_mm3 : tuple of float
+        Stratum edges (mm³), the metrics' by default (``<100``, ``100-1000``, ``>=1000``).
+
+    Returns
+    -------
+    DataFrame
+        Index ``split`` (in manifest order), columns ``(region, stratum)``, integer counts.
+    """
+    names = stratum_names(size_edges_mm3)
+    rows = []
+    for record in per_case.itertuples(index=False):
+        strata = size_strata(np.asarray(record.volumes_mm3, dtype=np.float64), size_edges_mm3)
+        for stratum, count in zip(names, np.bincount(strata, minlength=len(names))):
+            rows.append((record.split, record.region, stratum, int(count)))
+    table = pd.DataFrame(rows, columns=["split", "region", "stratum", "count"])
+    wide = table.pivot_table(index="split", columns=["region", "stratum"], values="count", aggfunc="sum", sort=False)
+    regions = list(dict.fromkeys(per_case["region"]))
+    return wide.reindex(columns=pd.MultiIndex.from_product([regions, names]), fill_value=0).astype(int)

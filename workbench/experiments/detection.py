@@ -2,13 +2,18 @@
 
 A run of ``02_train_evaluate`` writes ``detection_rows.parquet``
 (:func:`workbench.metrics.detection_curves.region_rows` of its held-out cases, from the stored
-probabilities) and ``lesions.parquet`` (the argmax lesion table). Over a sweep, for each
-configuration (the grid values other than seed and fold; runs pooled, a case of each run
+probabilities: per region, a block of lesion / false-positive rows at each threshold of
+:data:`~workbench.metrics.detection_curves.DEFAULT_THRESHOLDS`, the candidates being the
+components of ``p ≥ t``) and ``lesions.parquet`` (the argmax lesion table). Over a sweep, for
+each configuration (the grid values other than seed and fold; runs pooled, a case of each run
 counting as its own case), :func:`detection_table` gives, per region: AP, precision and recall
-at argmax, and recall at a matched precision, each with a percentile bootstrap interval over
-cases; :func:`paired_differences` compares every configuration with a baseline on the same
-(seed, fold, case) units and says when the difference is within the noise;
-:func:`curve_points` gives the PR and FROC curves to draw.
+at argmax (the threshold 0.5: exactly the lesion counts of thresholding there), and recall at a
+matched precision (the best grid threshold reaching it), each with a percentile bootstrap
+interval over cases (a case keeps all its thresholds' rows); :func:`paired_differences`
+compares every configuration with a baseline on the same (seed, fold, case) units and says when
+the difference is within the noise; :func:`curve_points` gives the PR and FROC curves to draw,
+one point per threshold. Rows without a ``threshold`` column (runs written before the grid) are
+read as one detection map per case, their threshold sweeping the candidates' confidences.
 """
 
 from __future__ import annotations
@@ -77,8 +82,12 @@ def detection_table(
     Parameters
     ----------
     rows : DataFrame
-        Detection rows of a sweep with a ``config`` column (``collect_table`` + config labels).
+        Detection rows of a sweep with a ``config`` column (``collect_table`` + config labels):
+        ``case_id, threshold, is_lesion, confidence, volume_mm3, stratum, region`` and the
+        replicate columns (``seed``, ``fold``) when present. Runs pooled in one configuration
+        must share the threshold grid.
     precision, argmax_threshold : float
+        ``argmax_threshold`` should be a grid threshold (else the next higher one is read).
     n_resamples, seed : int
         Bootstrap over cases (95 % percentile intervals).
     by_stratum : bool
@@ -90,7 +99,8 @@ def detection_table(
     DataFrame
         ``config, region, stratum, n_cases, n_lesions`` and, for each statistic, its value and ``_low`` /
         ``_high``: ``ap``, ``argmax_precision``, ``argmax_recall``, ``matched_recall``; plus
-        ``matched_threshold``.
+        ``matched_threshold`` (the grid threshold of the matched point). ``n_lesions`` counts
+        each lesion once (not once per threshold).
     """
     statistics = _statistics(precision, argmax_threshold)
     records = []
@@ -162,7 +172,8 @@ def curve_points(rows: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``config, region, threshold, precision, recall, fp_per_case``.
+        ``config, region, threshold, precision, recall, fp_per_case``: one row per threshold of
+        the rows' grid, thresholds descending.
     """
     frames = []
     for (config, region), part in rows.assign(case_id=unit_ids(rows)).groupby(["config", "region"], sort=False):

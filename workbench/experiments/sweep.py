@@ -12,6 +12,8 @@ A sweep file (YAML) names the notebook, a grid and fixed parameters::
       beta: [1, 2]
       seed: [0, 1]
       fold: [0]
+    exclude:                                   # optional: grid points left out (partial matches)
+      - {loss: dc_ce, beta: 2}                 # e.g. a loss that has no beta
     fixed:                                     # the same for every run
       epochs: 2
       patch_size: [64, 64, 64]
@@ -27,14 +29,16 @@ runner with ``"status": "failed"``, the error and the traceback; the other runs 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import itertools
 import os
 import re
+import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -42,14 +46,15 @@ from typing import Any
 
 import yaml
 
-from workbench.runs.record import is_complete, package_versions, read_run, record_failure, utc_now, write_json
+from workbench.runs.record import PROGRESS_LOG, is_complete, package_versions, read_run, record_failure, utc_now, write_json
 
-__all__ = ["RunSpec", "SweepResult", "SweepSpec", "load_sweep", "run_sweep"]
+__all__ = ["RunSpec", "SweepResult", "SweepSpec", "load_sweep", "run_sweep", "threads_per_run"]
 
 _VERSIONED_PACKAGES = ("workbench", "papermill", "torch", "numpy", "pandas", "distributed")
-_KNOWN_FIELDS = ("name", "notebook", "out", "kernel", "grid", "fixed")
+_KNOWN_FIELDS = ("name", "notebook", "out", "kernel", "grid", "exclude", "fixed")
 _RESERVED = ("out_dir",)
 _SHORT = {"alpha": "a", "beta": "b", "seed": "s", "fold": "f"}
+_TICK_S = 5.0
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -67,6 +72,8 @@ class SweepSpec:
         Folder that holds the sweep folder (absolute).
     grid : dict of str to list
         Parameter name → values; the runs are the Cartesian product, in key order.
+    exclude : list of dict
+        Grid points left out: a point is dropped when it equals every value of one entry.
     fixed : dict
         Parameters given to every run.
     kernel : str
@@ -81,6 +88,7 @@ class SweepSpec:
     grid: dict[str, list[Any]]
     fixed: dict[str, Any] = field(default_factory=dict)
     kernel: str = "python3"
+    exclude: list[dict[str, Any]] = field(default_factory=list)
     source: str = ""
 
     @property
@@ -93,6 +101,8 @@ class SweepSpec:
         runs = []
         for values in itertools.product(*(self.grid[key] for key in keys)):
             point = dict(zip(keys, values))
+            if any(all(point[key] == value for key, value in entry.items()) for entry in self.exclude):
+                continue
             runs.append(RunSpec(run_id(point), point, {**self.fixed, **point}))
         ids = [run.run_id for run in runs]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -142,6 +152,22 @@ def run_id(point: Mapping[str, Any]) -> str:
         prefix = "" if key == "loss" else _SHORT.get(key, key)
         parts.append(re.sub(r"[^A-Za-z0-9._=+]", "_", prefix + text))
     return "-".join(parts) or "run"
+
+
+def _check_exclude(exclude: Any, grid: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """The ``exclude`` entries: mappings of grid keys to one of their grid values each."""
+    if exclude is None:
+        return []
+    if not isinstance(exclude, list) or not all(isinstance(entry, dict) and entry for entry in exclude):
+        raise ValueError(f"Expected `exclude` to be a list of non-empty mappings of grid key → value, but got {exclude!r}.")
+    for entry in exclude:
+        for key, value in entry.items():
+            if key not in grid or value not in grid[key]:
+                raise ValueError(
+                    f"`exclude` entry {entry!r}: {key!r} = {value!r} is not a value of the grid "
+                    f"({key!r}: {grid.get(key, 'not a grid key')})."
+                )
+    return [{str(key): value for key, value in entry.items()} for entry in exclude]
 
 
 def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
@@ -215,6 +241,7 @@ def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
         fixed={str(key): value for key, value in fixed.items()},
         kernel=str(document.get("kernel", "python3")),
         source=source,
+        exclude=_check_exclude(document.get("exclude"), grid),
     )
     spec.runs()  # duplicate run ids are an error now, not after half the sweep ran
     return spec
@@ -277,11 +304,14 @@ def run_sweep(
     todo = [run for run in runs if run.run_id not in status]
     jobs = [(str(spec.notebook), str(sweep_dir / run.run_id), run.parameters, spec.kernel) for run in todo]
     bar = _progress_bar(len(runs), len(skipped), spec.name, progress)
+    tail = _EpochLines(sweep_dir, [run.run_id for run in todo], bar.write if progress else None)
     try:
-        for run_id_, outcome in _execute_all(jobs, workers, dask):
-            status[run_id_] = outcome
-            bar.update(1)
-            bar.set_postfix(failed=sum(s != "complete" for s in status.values()))
+        with threads_per_run(workers if dask in (None, "local") else 1):
+            for run_id_, outcome in _execute_all(jobs, workers, dask, tail.poll):
+                tail.poll()
+                status[run_id_] = outcome
+                bar.update(1)
+                bar.set_postfix(failed=sum(s != "complete" for s in status.values()))
     finally:
         bar.close()
     status = {run.run_id: status[run.run_id] for run in runs}
@@ -293,48 +323,103 @@ def run_sweep(
 def _progress_bar(total: int, done: int, name: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="run", disable=not enabled)
+    # on stdout, where the runs' epoch lines go too (tqdm.write clears and redraws the bar around them)
+    return tqdm(total=total, initial=done, desc=f"sweep {name}", unit="run", disable=not enabled, file=sys.stdout)
 
 
 def _execute_all(
-    jobs: Sequence[tuple[str, str, dict[str, Any], str]], workers: int, dask: Any
+    jobs: Sequence[tuple[str, str, dict[str, Any], str]], workers: int, dask: Any, tick: Callable[[], None]
 ) -> Iterator[tuple[str, str]]:
-    """Yield ``(run_id, status)`` as runs finish, on the chosen executor."""
+    """Yield ``(run_id, status)`` as runs finish, on the chosen executor; call ``tick`` every few
+    seconds while they run."""
     if not jobs:
         return
     if dask is None:
         # spawn: a fresh interpreter per worker, no inherited threads or open kernels
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(execute_run, *job) for job in jobs]
-            for future in as_completed(futures):
-                yield future.result()
+            pending = {pool.submit(execute_run, *job) for job in jobs}
+            while pending:
+                done, pending = wait(pending, timeout=_TICK_S, return_when=FIRST_COMPLETED)
+                tick()
+                for future in done:
+                    yield future.result()
         return
-    from distributed import Client, LocalCluster
-    from distributed import as_completed as dask_completed
+    from distributed import wait as dask_wait
 
-    own: list[Any] = []
-    if isinstance(dask, str) and dask == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
-        own = [cluster]
-        client = Client(cluster)
-        own.insert(0, client)
-    elif isinstance(dask, str):
-        client = Client(dask)
-        own = [client]
-    elif isinstance(dask, Client):
-        client = dask
-    else:
-        raise ValueError(f"Expected `dask` to be None, 'local', a scheduler address or a distributed.Client, but got {dask!r}.")
+    client, own = _dask_client(dask, workers)
     try:
-        futures = [
-            client.submit(execute_run, *job, key=f"run-{Path(job[1]).name}-{time.time_ns()}", pure=False)
-            for job in jobs
-        ]
-        for future in dask_completed(futures):
-            yield future.result()
+        pending = {
+            client.submit(execute_run, *job, key=f"run-{Path(job[1]).name}-{time.time_ns()}", pure=False) for job in jobs
+        }
+        while pending:
+            try:
+                dask_wait(list(pending), timeout=_TICK_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            tick()
+            done = {future for future in pending if future.done()}
+            pending -= done
+            for future in done:
+                yield future.result()
     finally:
         for thing in own:
             thing.close()
+
+
+def _dask_client(dask: Any, workers: int) -> tuple[Any, list[Any]]:
+    """The ``distributed.Client`` of ``dask`` and the objects to close afterwards (those made here)."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(dask, str) and dask == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        client = Client(cluster)
+        return client, [client, cluster]
+    if isinstance(dask, str):
+        client = Client(dask)
+        return client, [client]
+    if isinstance(dask, Client):
+        return dask, []
+    raise ValueError(f"Expected `dask` to be None, 'local', a scheduler address or a distributed.Client, but got {dask!r}.")
+
+
+class _EpochLines:
+    """Relays the per-epoch lines (``train/progress.log``) of a sweep's running runs, prefixed with the run id."""
+
+    def __init__(self, sweep_dir: Path, run_ids: Sequence[str], write: Callable[[str], None] | None) -> None:
+        self._logs = {run_id: sweep_dir / run_id / "train" / PROGRESS_LOG for run_id in run_ids}
+        self._seen = dict.fromkeys(run_ids, 0)
+        self._write = write
+
+    def poll(self) -> None:
+        if self._write is None:
+            return
+        for run_id, path in self._logs.items():
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                continue
+            for line in lines[self._seen[run_id]:]:
+                self._write(f"{run_id}: {line}")
+            self._seen[run_id] = len(lines)
+
+
+@contextlib.contextmanager
+def threads_per_run(runs_at_once: int) -> Iterator[None]:
+    """Share this machine's cores between runs executing side by side.
+
+    Sets ``OMP_NUM_THREADS`` (torch) and ``NUMBA_NUM_THREADS`` (the fused loss kernels) to
+    ``cores // runs_at_once`` for the processes started inside, unless the user set them. Without
+    it each run starts a thread per core, and numba's OpenMP threads spin-wait on cores the other
+    runs need: measured 64 s against 17 s per epoch for two runs on 2 cores (benchmarks/RESULTS.md).
+    """
+    names = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
+    chosen = {name: str(max(1, (os.cpu_count() or 1) // max(1, runs_at_once))) for name in names if name not in os.environ}
+    os.environ.update(chosen)
+    try:
+        yield
+    finally:
+        for name in chosen:
+            os.environ.pop(name, None)
 
 
 def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel: str = "python3") -> tuple[str, str]:
@@ -364,6 +449,8 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
             cwd=str(folder),
             progress_bar=False,
             log_output=False,
+            # the kernel's start-up warnings (plain-TCP transport on localhost) flooded the console, once per run
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except Exception as exc:  # a failed run is recorded; the sweep goes on
         error, tb = _describe(exc)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -152,6 +153,7 @@ class _FusedSums(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, mode, target, comp, comp_off, cell, cell_off, log_not_p, n_seg):
+        _match_torch_threads()
         batch, channels = x.shape[:2]
         z = x.detach().reshape(batch, channels, -1)
         if mode == "softmax":
@@ -178,6 +180,7 @@ class _FusedSums(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_chan, g_voxel, g_seg):
+        _match_torch_threads()
         out = np.empty_like(ctx.p)
         grads = [np.ascontiguousarray(g.detach().numpy(), dtype=np.float64) for g in (g_chan, g_voxel, g_seg)]
         if ctx.mode == "softmax":
@@ -185,6 +188,12 @@ class _FusedSums(torch.autograd.Function):
         else:
             _fused_cpu.sigmoid_backward(ctx.p, *ctx.arrays, grads[0], grads[2], *ctx.tasks, out)
         return torch.from_numpy(out).reshape(ctx.shape), *([None] * 8)
+
+
+def _match_torch_threads() -> None:
+    """Run the numba kernels on as many threads as torch's own kernels (``torch.set_num_threads``,
+    ``OMP_NUM_THREADS``), so that parallel training runs sharing the cores do not oversubscribe them."""
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 def _torch(x: Tensor, tg: Targets, inst: InstanceTensors | None, mode: Mode, log_not_p: bool, cells: bool) -> VoxelSums:

@@ -23,6 +23,7 @@ from workbench.metrics.case import (
     dice,
     evaluate_case,
     lesion_table,
+    validation_scores,
 )
 from workbench.metrics.ccmetric import cc_dice
 from workbench.metrics.challenge import ChallengePreset, score_case, summarize_scores
@@ -58,6 +59,7 @@ __all__ = [
     "evaluate_case",
     "hd95",
     "lesion_table",
+    "validation_scores",
     "match_instances",
     "overlap_table",
     "panoptic_quality",

@@ -1,30 +1,54 @@
-"""Lesion-level operating points: candidates with confidences, PR and FROC curves, and the
-comparisons at matched precision that argmax alone hides.
+"""Lesion-level operating points: PR and FROC curves over a grid of probability thresholds, and
+the comparisons at matched precision that argmax alone hides.
 
-A model's probability map is turned into **lesion candidates** — the connected components of
-``probability ≥ floor``, each scored by its maximum (or mean) probability — and every candidate
-keeps its voxels at every operating threshold ``t``: the detections at ``t`` are the candidates
-whose confidence is ≥ ``t`` (a detection map, as PI-CAI defines it). Candidates are matched one
-to one to the reference lesions once, maximising the summed overlap (IoU or Dice) among pairs
-whose overlap is at least ``min_overlap`` (PI-CAI's rule). The result is one row per lesion
-(:func:`lesion_rows`):
+At every operating threshold ``t`` of a fixed grid (:data:`DEFAULT_THRESHOLDS`), a model's
+probability map is thresholded and its **candidates** are the connected components of
+``probability ≥ t`` — the geometry is exact at each ``t``, as if the model's output had been
+binarised there (``t = 0.5`` is argmax for sigmoid regions). Each candidate is scored by its
+maximum (or mean) probability. At each ``t`` the candidates are matched one to one to the
+reference lesions, maximising the summed overlap (IoU or Dice) among pairs whose overlap is at
+least ``min_overlap`` (PI-CAI's rule), which gives the TP lesions, FP candidates and FN lesions
+at ``t``. The result is a **row table** (:func:`lesion_rows`, :func:`region_rows`;
+:data:`ROW_COLUMNS`), one block of rows per threshold:
 
-- a matched reference lesion: ``is_lesion = 1`` with its candidate's confidence;
-- a missed reference lesion: ``is_lesion = 1``, confidence 0 (never detected);
-- an unmatched candidate: ``is_lesion = 0`` with its confidence (a false positive when kept).
+===============  =====================================================================================
+column           meaning
+===============  =====================================================================================
+``case_id``      the case (the unit the bootstraps resample)
+``threshold``    float64, the operating threshold ``t`` of the row's block
+``is_lesion``    int64; 1: a reference lesion (every lesion once per threshold), 0: a candidate at
+                 ``t`` matched to no lesion (a false positive at ``t``)
+``confidence``   float64; a lesion: the max (or mean) probability of the candidate matched to it at
+                 ``t``, 0 when no candidate is (missed at ``t``: **detected ⇔ confidence > 0**); a
+                 false positive: its own score, ≥ ``t``
+``overlap``      float64; a lesion: IoU (or Dice) with its candidate at ``t``, 0 when missed; 0 for a
+                 false positive
+``volume_mm3``   float64; a lesion: its reference volume (the same at every ``t``); a false
+                 positive: its own volume at ``t``
+``stratum``      str; the size stratum of ``volume_mm3`` (``stratum_names``)
+===============  =====================================================================================
 
-From the rows of a set of cases: the precision–recall curve and average precision
-(:func:`precision_recall`), the FROC curve (sensitivity against false positives per case,
-:func:`froc`), the best-F1 point and the point at a matched precision
+:func:`region_rows` adds ``region``. From the rows of a set of cases, :func:`precision_recall`
+gives one curve point per threshold (TP and FP summed over the cases' blocks at that ``t``;
+precision = TP / (TP + FP), recall = TP / lesions, false positives per case = FP / cases), the
+FROC curve (:func:`froc`), the best-F1 point and the point at a matched precision
 (:func:`at_precision`): the largest recall whose precision is at least the target — exact, with
-no interpolation between points. Rows carry the lesion's size stratum (reference volume for
-lesions, the candidate's own volume for false positives), so every curve can be drawn per
-stratum with false positives attributed to a size. A poorly calibrated model whose probability
-stays between the floor and 0.5 over wide areas merges lesions into a few large candidates that
-overlap no lesion enough: its curve is then empty even where argmax finds lesions (the demo's
-undertrained models show this). :func:`bootstrap_ci` and
-:func:`paired_bootstrap` give confidence intervals over cases and a paired comparison of two
-models on the same cases.
+no interpolation between points. :func:`at_threshold` reads the point at one grid threshold
+(exactly the lesion counts of thresholding the probabilities there). Recall need not be monotone
+in ``t``: raising ``t`` can split one candidate covering two lesions into two matches. Rows of
+one stratum (lesions of that reference size, false positives of that own size, at every
+threshold) give the stratum's curve with false positives attributed to a size.
+
+A model whose probability stays between 0.1 and 0.5 over wide areas merges its lesions into one
+large component at low thresholds (no match there), yet still has its argmax detections at
+``t = 0.5``: the curve keeps them, which one set of candidates taken at a low floor could not.
+:func:`bootstrap_ci` and :func:`paired_bootstrap` give confidence intervals over cases
+(``case_id`` groups, each keeping all its thresholds' rows) and a paired comparison of two models
+on the same cases.
+
+Rows without a ``threshold`` column (the format before the threshold grid: one fixed set of
+candidates per case, a row per lesion and unmatched candidate) are still read by
+:func:`precision_recall`, as a detection map whose threshold sweeps the candidates' confidences.
 """
 
 from __future__ import annotations
@@ -36,10 +60,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from workbench._validate import check_choice, check_spacing
+from workbench._validate import check_choice, check_connectivity, check_spacing, check_thresholds
 from workbench.labels import LabelSchema
 from workbench.metrics.matching import connected_components, overlap_table
 from workbench.metrics.panoptic import (
@@ -49,6 +72,8 @@ from workbench.metrics.panoptic import (
 )
 
 __all__ = [
+    "DEFAULT_THRESHOLDS",
+    "ROW_COLUMNS",
     "CurvePoint",
     "PrecisionRecall",
     "at_precision",
@@ -66,7 +91,11 @@ __all__ = [
     "volume_bias",
 ]
 
-ROW_COLUMNS = ("case_id", "is_lesion", "confidence", "overlap", "volume_mm3", "stratum")
+DEFAULT_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+"""The operating thresholds of the curves: one PR / FROC point each; 0.5 is argmax (sigmoid)."""
+
+ROW_COLUMNS = ("case_id", "threshold", "is_lesion", "confidence", "overlap", "volume_mm3", "stratum")
+"""Columns of :func:`lesion_rows` (module docstring); :func:`region_rows` appends ``region``."""
 
 
 def lesion_candidates(
@@ -76,14 +105,15 @@ def lesion_candidates(
     score: Literal["max", "mean"] = "max",
     connectivity: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components of ``probability ≥ floor`` and their confidences.
+    """Connected components of ``probability ≥ floor`` and their confidences: the candidates at
+    one operating threshold.
 
     Parameters
     ----------
     probability : ndarray of float, shape (Y, X) or (Z, Y, X)
         One class's (or region's) probability, values in [0, 1].
     floor : float
-        In (0, 1]; the lowest operating threshold the candidates serve.
+        In (0, 1]; the threshold.
     score : {"max", "mean"}
         Confidence of a candidate: its maximum or mean probability.
     connectivity : int, optional
@@ -92,97 +122,108 @@ def lesion_candidates(
     Returns
     -------
     labels : ndarray of int32, shape (*S)
-        Candidate ids ``1..N``.
+        Candidate ids ``1..N`` (raster order of their first voxel).
     confidences : ndarray of float64, shape (N,)
+        Each ≥ ``floor``.
 
     Raises
     ------
     ValueError
         Probabilities outside [0, 1] or NaN, a floor outside (0, 1], an unknown score.
     """
-    probability = np.asarray(probability, dtype=np.float64)
-    if probability.size and not (np.isfinite(probability).all() and probability.min() >= 0 and probability.max() <= 1):
-        raise ValueError("Expected `probability` values in [0, 1] (no NaN).")
+    probability = _check_probability(probability)
     if not 0 < floor <= 1:
         raise ValueError(f"Expected `floor` in (0, 1], but got {floor!r}.")
     check_choice("score", score, ("max", "mean"))
-    labels, count = connected_components(probability >= floor, connectivity=connectivity)
-    if count == 0:
-        return labels.astype(np.int32, copy=False), np.zeros(0)
-    reduce = ndimage.maximum if score == "max" else ndimage.mean
-    confidences = np.asarray(reduce(probability, labels, index=np.arange(1, count + 1)), dtype=np.float64)
-    return labels.astype(np.int32, copy=False), confidences
+    return _candidates(probability, floor, score, check_connectivity(connectivity, probability.ndim))
 
 
 def lesion_rows(
-    candidates: np.ndarray,
-    confidences: np.ndarray,
+    probability: np.ndarray,
     reference: np.ndarray,
     *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     case_id: str | None = None,
     spacing: tuple[float, ...] | None = None,
     min_overlap: float = 0.1,
     overlap: Literal["iou", "dice"] = "iou",
+    score: Literal["max", "mean"] = "max",
     connectivity: int | None = None,
     size_edges_mm3: Sequence[float] = DEFAULT_SIZE_EDGES_MM3,
 ) -> pd.DataFrame:
-    """One row per reference lesion and unmatched candidate of one case (module docstring).
+    """The row table of one case and class / region: a block of rows per threshold (module docstring).
+
+    At each threshold ``t`` the candidates are the components of ``probability ≥ t``
+    (:func:`lesion_candidates`), matched one to one to the reference lesions (maximum summed
+    overlap among pairs with overlap ≥ ``min_overlap``). A block holds every reference lesion
+    (detected or not) and every unmatched candidate, so at ``t``: TP = detected lesions,
+    FN = lesions − TP, FP = the block's ``is_lesion == 0`` rows, TP + FP = candidates at ``t``.
 
     Parameters
     ----------
-    candidates : ndarray of int, shape (*S)
-        Candidate ids ``1..N`` (:func:`lesion_candidates`, or any detection map's components).
-    confidences : ndarray of float, shape (N,)
+    probability : ndarray of float, shape (Y, X) or (Z, Y, X)
+        One class's (or region's) probability, values in [0, 1].
     reference : ndarray of bool, shape (*S)
         The reference mask of the same class / region.
+    thresholds : sequence of float
+        Distinct operating thresholds in (0, 1]; default :data:`DEFAULT_THRESHOLDS`. Cases whose
+        rows are pooled must share them.
     case_id : str, optional
     spacing : tuple of float, optional
         mm per axis, for volumes and strata (default 1).
     min_overlap : float
         A candidate can match a lesion only if their overlap is at least this.
     overlap : {"iou", "dice"}
+    score : {"max", "mean"}
+        A candidate's confidence: its maximum or mean probability.
     connectivity : int, optional
-        Of the reference lesions; default full.
+        Of the candidates and of the reference lesions: 6, 18 or 26 in 3D, 4 or 8 in 2D;
+        default full (26 / 8).
     size_edges_mm3 : sequence of float
         Stratum edges.
 
     Returns
     -------
     DataFrame
-        Columns ``case_id, is_lesion, confidence, overlap, volume_mm3, stratum``.
+        Columns :data:`ROW_COLUMNS`; blocks in increasing threshold order, within a block the
+        lesions (reference component order) then the false positives (candidate order).
+
+    Raises
+    ------
+    ValueError
+        Different shapes, probabilities outside [0, 1], invalid thresholds, overlap, score or
+        connectivity.
     """
-    candidates = np.asarray(candidates)
-    confidences = np.asarray(confidences, dtype=np.float64)
-    if candidates.shape != np.shape(reference):
-        raise ValueError(f"Expected `candidates` and `reference` of one shape, got {candidates.shape} and {np.shape(reference)}.")
+    probability = _check_probability(probability)
+    reference = np.asarray(reference, dtype=bool)
+    if probability.shape != reference.shape:
+        raise ValueError(f"Expected `probability` and `reference` of one shape, got {probability.shape} and {reference.shape}.")
+    thresholds = np.sort(np.asarray(check_thresholds(thresholds, distinct=True), dtype=np.float64))
     check_choice("overlap", overlap, ("iou", "dice"))
-    spacing = check_spacing(spacing, candidates.ndim)
-    ref_labels, n_ref = connected_components(np.asarray(reference, dtype=bool), connectivity=connectivity)
-    table = overlap_table(candidates, ref_labels)
-    if table.n_pred != confidences.size:
-        raise ValueError(f"Expected one confidence per candidate ({table.n_pred}), but got {confidences.size}.")
-    union = table.pred_sizes[table.pred_ids - 1] + table.ref_sizes[table.ref_ids - 1] - table.intersection
-    score = table.intersection / union if overlap == "iou" else table.dice
-    eligible = score >= min_overlap
-    matched_ref, matched_cand, matched_overlap = _max_overlap_matching(
-        table.ref_ids[eligible], table.pred_ids[eligible], score[eligible]
-    )
+    check_choice("score", score, ("max", "mean"))
+    spacing = check_spacing(spacing, probability.ndim)
+    connectivity = check_connectivity(connectivity, probability.ndim)
+    ref_labels, n_ref = connected_components(reference, connectivity=connectivity)
     voxel = float(np.prod(spacing))
-    ref_volume = table.ref_sizes * voxel
-    cand_volume = table.pred_sizes * voxel
-    ref_conf = np.zeros(n_ref)
-    ref_overlap = np.zeros(n_ref)
-    ref_conf[matched_ref - 1] = confidences[matched_cand - 1]
-    ref_overlap[matched_ref - 1] = matched_overlap
-    unmatched = np.setdiff1d(np.arange(1, table.n_pred + 1), matched_cand)
-    volumes = np.concatenate([ref_volume, cand_volume[unmatched - 1]])
+    blocks = []
+    for t in thresholds:
+        labels, confidences = _candidates(probability, t, score, connectivity)
+        block = _block(labels, confidences, ref_labels, n_ref, min_overlap, overlap, voxel)
+        blocks.append((np.full(block[0].size, t), *block))
+    return _frame(case_id, blocks, size_edges_mm3)
+
+
+def _frame(case_id: str | None, blocks: list[tuple[np.ndarray, ...]], size_edges_mm3: Sequence[float]) -> pd.DataFrame:
+    """The :data:`ROW_COLUMNS` table of ``(threshold, is_lesion, confidence, overlap, volume_mm3)`` blocks."""
+    threshold, is_lesion, confidence, overlaps, volumes = (np.concatenate(column) for column in zip(*blocks))
     names = np.array(stratum_names(size_edges_mm3))
     return pd.DataFrame(
         {
             "case_id": case_id,
-            "is_lesion": np.concatenate([np.ones(n_ref, dtype=np.int64), np.zeros(unmatched.size, dtype=np.int64)]),
-            "confidence": np.concatenate([ref_conf, confidences[unmatched - 1]]),
-            "overlap": np.concatenate([ref_overlap, np.zeros(unmatched.size)]),
+            "threshold": threshold,
+            "is_lesion": is_lesion,
+            "confidence": confidence,
+            "overlap": overlaps,
             "volume_mm3": volumes,
             "stratum": names[size_strata(volumes, size_edges_mm3)] if volumes.size else np.array([], dtype=object),
         },
@@ -190,19 +231,55 @@ def lesion_rows(
     )
 
 
+def _block(
+    candidates: np.ndarray, confidences: np.ndarray, ref_labels: np.ndarray, n_ref: int,
+    min_overlap: float, overlap: str, voxel: float,
+) -> tuple[np.ndarray, ...]:
+    """One threshold's ``is_lesion, confidence, overlap, volume_mm3`` columns: lesions, then unmatched candidates."""
+    table = overlap_table(candidates, ref_labels)
+    union = table.pred_sizes[table.pred_ids - 1] + table.ref_sizes[table.ref_ids - 1] - table.intersection
+    score = table.intersection / union if overlap == "iou" else table.dice
+    eligible = score >= min_overlap
+    matched_ref, matched_cand, matched_overlap = _max_overlap_matching(
+        table.ref_ids[eligible], table.pred_ids[eligible], score[eligible]
+    )
+    ref_conf = np.zeros(n_ref)
+    ref_overlap = np.zeros(n_ref)
+    ref_conf[matched_ref - 1] = confidences[matched_cand - 1]
+    ref_overlap[matched_ref - 1] = matched_overlap
+    unmatched = np.setdiff1d(np.arange(1, table.n_pred + 1), matched_cand)
+    n_fp = unmatched.size
+    return (
+        np.r_[np.ones(n_ref, dtype=np.int64), np.zeros(n_fp, dtype=np.int64)],
+        np.r_[ref_conf, confidences[unmatched - 1]],
+        np.r_[ref_overlap, np.zeros(n_fp)],
+        np.r_[table.ref_sizes * voxel, table.pred_sizes[unmatched - 1] * voxel].astype(np.float64),
+    )
+
+
 @dataclass(frozen=True)
 class PrecisionRecall:
-    """A lesion-level precision–recall curve, one point per distinct confidence (descending).
+    """A lesion-level precision–recall curve, one point per operating threshold (descending).
 
     Attributes
     ----------
     thresholds : ndarray of float64, shape (K,)
-        Operating thresholds, descending; detections are candidates with confidence ≥ threshold.
+        Operating thresholds, descending: the distinct ``threshold`` values of the rows (for
+        rows without that column, the distinct confidences: detections are the candidates with
+        confidence ≥ threshold).
     tp, fp : ndarray of int64, shape (K,)
+        Detected lesions and false-positive candidates at each threshold, summed over cases.
     precision, recall : ndarray of float64, shape (K,)
+        ``tp / (tp + fp)`` (0 without detections) and ``tp / n_lesions`` (NaN without lesions).
+        Recall need not be monotone in the threshold (a candidate covering two lesions can split
+        into two matches at a higher threshold).
     n_lesions, n_cases : int
     average_precision : float
-        ``Σ_k (recall_k − recall_{k−1}) · precision_k`` (recall_0 = 0), NaN without lesions.
+        Over the distinct recall levels ``r_1 < r_2 < …`` of the points (``r_0 = 0``):
+        ``Σ_j (r_j − r_{j−1}) · P_j``, ``P_j`` the best precision among the points at recall
+        ``r_j`` — for a recall non-decreasing as the threshold falls (a detection map), the usual
+        ``Σ_k (recall_k − recall_{k−1}) · precision_k`` over descending thresholds. NaN without
+        lesions.
     """
 
     thresholds: np.ndarray
@@ -242,29 +319,73 @@ def precision_recall(rows: pd.DataFrame, n_cases: int | None = None) -> Precisio
     Parameters
     ----------
     rows : DataFrame
-        Columns ``is_lesion``, ``confidence`` (and ``case_id``).
+        Columns ``threshold``, ``is_lesion``, ``confidence`` (and ``case_id``), e.g. the rows of
+        one region (and stratum) over cases: one point per distinct ``threshold``, where TP is
+        the lesion rows with confidence > 0 and FP the ``is_lesion == 0`` rows. Without a
+        ``threshold`` column, the rows of one fixed detection map per case (a row per lesion,
+        confidence 0 if never detected, and per unmatched candidate): one point per distinct
+        confidence, detections being the candidates at or above it.
     n_cases : int, optional
         For false positives per case; default the number of distinct ``case_id``.
 
     Returns
     -------
     PrecisionRecall
+
+    Raises
+    ------
+    ValueError
+        If the thresholds do not all hold the same number of lesion rows (rows made with
+        different threshold grids).
     """
     is_lesion = rows["is_lesion"].to_numpy(dtype=np.int64)
     confidence = rows["confidence"].to_numpy(dtype=np.float64)
-    n_lesions = int(is_lesion.sum())
     if n_cases is None:
         n_cases = int(rows["case_id"].nunique()) if "case_id" in rows and len(rows) else 0
+    if "threshold" in rows:
+        thresholds, tp, fp, n_lesions = _threshold_counts(rows["threshold"].to_numpy(dtype=np.float64), is_lesion, confidence)
+    else:
+        thresholds, tp, fp, n_lesions = _confidence_counts(is_lesion, confidence)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / n_lesions if n_lesions else np.full(tp.shape, np.nan)
+    return PrecisionRecall(thresholds, tp, fp, precision, recall, n_lesions, n_cases, _average_precision(precision, recall, n_lesions))
+
+
+def _threshold_counts(threshold: np.ndarray, is_lesion: np.ndarray, confidence: np.ndarray) -> tuple:
+    """``(thresholds descending, tp, fp, n_lesions)`` of rows in threshold blocks."""
+    if threshold.size == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    values, block = np.unique(-threshold, return_inverse=True)  # descending thresholds
+    lesions = np.bincount(block, weights=is_lesion, minlength=values.size).astype(np.int64)
+    tp = np.bincount(block, weights=is_lesion * (confidence > 0), minlength=values.size).astype(np.int64)
+    fp = np.bincount(block, weights=1 - is_lesion, minlength=values.size).astype(np.int64)
+    # A threshold where no row exists has no lesion and no candidate; any other holds every lesion.
+    if lesions.size and (lesions != lesions.max()).any():
+        raise ValueError(
+            "Expected every threshold to hold the same lesions (rows made with one threshold grid), "
+            f"but got {dict(zip((-values).tolist(), lesions.tolist()))} lesion rows per threshold."
+        )
+    return -values, tp, fp, int(lesions.max())
+
+
+def _confidence_counts(is_lesion: np.ndarray, confidence: np.ndarray) -> tuple:
+    """``(thresholds descending, tp, fp, n_lesions)`` of a detection map's rows (no threshold column)."""
     detected = confidence > 0  # confidence 0: a lesion no candidate found
     order = np.argsort(-confidence[detected], kind="stable")
     scores, hits = confidence[detected][order], is_lesion[detected][order]
     tp_cum, fp_cum = np.cumsum(hits), np.cumsum(1 - hits)
     last = np.r_[np.flatnonzero(np.diff(scores) != 0), scores.size - 1] if scores.size else np.zeros(0, dtype=np.int64)
-    tp, fp = tp_cum[last].astype(np.int64), fp_cum[last].astype(np.int64)
-    precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / n_lesions if n_lesions else np.full(tp.shape, np.nan)
-    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision)) if n_lesions else float("nan")
-    return PrecisionRecall(scores[last], tp, fp, precision, recall, n_lesions, n_cases, ap)
+    return scores[last], tp_cum[last].astype(np.int64), fp_cum[last].astype(np.int64), int(is_lesion.sum())
+
+
+def _average_precision(precision: np.ndarray, recall: np.ndarray, n_lesions: int) -> float:
+    """Σ over distinct recall levels of (level step) × the best precision at that level (:class:`PrecisionRecall`)."""
+    if n_lesions == 0:
+        return float("nan")
+    levels, level = np.unique(recall, return_inverse=True)
+    best = np.full(levels.size, -np.inf)
+    np.maximum.at(best, level, precision)
+    return float(np.sum(np.diff(np.r_[0.0, levels]) * best))
 
 
 def froc(curve: PrecisionRecall, fp_per_case: Sequence[float] = (0.125, 0.25, 0.5, 1, 2, 4, 8)) -> pd.DataFrame:
@@ -301,7 +422,9 @@ def at_precision(curve: PrecisionRecall, precision: float) -> CurvePoint | None:
 
 
 def at_threshold(curve: PrecisionRecall, threshold: float) -> CurvePoint:
-    """The detections with confidence ≥ ``threshold`` (precision 1, recall 0 when there are none)."""
+    """The point at the lowest curve threshold ≥ ``threshold``: for rows of a threshold grid that
+    holds ``threshold``, exactly the lesion counts of thresholding the probabilities there
+    (``0.5``: argmax of sigmoid regions). No such point: recall 0, precision NaN."""
     ok = np.flatnonzero(curve.thresholds >= threshold)
     if ok.size == 0:
         return CurvePoint(float(threshold), float("nan"), 0.0, 0.0, 0.0)
@@ -426,8 +549,9 @@ def region_rows(
     mode: Literal["softmax", "sigmoid"],
     case_id: str | None = None,
     spacing: tuple[float, ...] | None = None,
-    floor: float = 0.1,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     min_overlap: float = 0.1,
+    connectivity: int | None = None,
     size_edges_mm3: Sequence[float] = DEFAULT_SIZE_EDGES_MM3,
 ) -> pd.DataFrame:
     """:func:`lesion_rows` of every channel of one case, with a ``region`` column.
@@ -443,6 +567,22 @@ def region_rows(
         The reference label map.
     schema : LabelSchema
     mode : {"softmax", "sigmoid"}
+        In sigmoid mode, the threshold 0.5 is argmax; in softmax mode a class's ``p ≥ 0.5`` is
+        within its argmax region, which can be larger.
+    case_id : str, optional
+    spacing : tuple of float, optional
+    thresholds : sequence of float
+        The operating thresholds (:data:`DEFAULT_THRESHOLDS`).
+    min_overlap : float
+        IoU a candidate needs to match a lesion.
+    connectivity : int, optional
+        Of candidates and lesions; default full (26 in 3D).
+    size_edges_mm3 : sequence of float
+
+    Returns
+    -------
+    DataFrame
+        :data:`ROW_COLUMNS` and ``region`` (str): the channels' blocks one after the other.
     """
     names = tuple(schema.foreground_names(mode))
     if tuple(channels) != names:
@@ -454,9 +594,8 @@ def region_rows(
         masks = np.stack([classes == k for k in range(1, len(names) + 1)])
     parts = []
     for name, probability, mask in zip(names, probabilities, masks):
-        labels, confidences = lesion_candidates(probability, floor=floor)
-        rows = lesion_rows(labels, confidences, mask, case_id=case_id, spacing=spacing, min_overlap=min_overlap,
-                           size_edges_mm3=size_edges_mm3)
+        rows = lesion_rows(probability, mask, thresholds=thresholds, case_id=case_id, spacing=spacing,
+                           min_overlap=min_overlap, connectivity=connectivity, size_edges_mm3=size_edges_mm3)
         parts.append(rows.assign(region=name))
     return pd.concat(parts, ignore_index=True)
 
@@ -474,13 +613,15 @@ def operating_points(
     Parameters
     ----------
     rows : DataFrame
-        :func:`region_rows` of one model over cases (``case_id``, ``region``, ``stratum``, ...).
+        :func:`region_rows` of one model over cases (``case_id``, ``region``, ``threshold``,
+        ``stratum``, ...). A stratum's rows are its lesions (by reference volume) and the false
+        positives of its own volume, at every threshold.
     precision : float
         The matched precision (the multi-class study compares losses at 0.85–0.88).
     argmax_threshold : float
-        The threshold argmax corresponds to (0.5 for sigmoid regions). Candidates keep their
-        geometry at the floor, so this reproduces argmax's detections only up to how lesions
-        above the floor join.
+        The threshold argmax corresponds to (0.5 for sigmoid regions). When the rows' grid holds
+        it, the point is exactly the lesion counts of thresholding there; otherwise the next
+        higher grid threshold.
     fp_per_case : float
         The FROC point reported (``sensitivity_at_fp``).
     n_cases : int, optional
@@ -544,6 +685,29 @@ def volume_bias(lesions: pd.DataFrame, size_edges_mm3: Sequence[float] = DEFAULT
                 "median_ratio": float((subset["pred_mm3"] / subset["ref_mm3"]).median()),
             })
     return pd.DataFrame(records, columns=["region", "stratum", "n", "volume_ratio", "median_ratio"])
+
+
+def _check_probability(probability: np.ndarray) -> np.ndarray:
+    """float64 probabilities, refusing values outside [0, 1] and NaN."""
+    probability = np.asarray(probability, dtype=np.float64)
+    if probability.size and not (np.isfinite(probability).all() and probability.min() >= 0 and probability.max() <= 1):
+        raise ValueError("Expected `probability` values in [0, 1] (no NaN).")
+    return probability
+
+
+def _candidates(probability: np.ndarray, threshold: float, score: str, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`lesion_candidates` of checked arguments."""
+    labels, count = connected_components(probability >= threshold, connectivity=connectivity)
+    labels = labels.astype(np.int32, copy=False)
+    if count == 0:
+        return labels, np.zeros(0)
+    foreground = np.flatnonzero(labels)
+    ids, values = labels.ravel()[foreground] - 1, probability.ravel()[foreground]
+    if score == "mean":
+        return labels, np.bincount(ids, weights=values, minlength=count) / np.bincount(ids, minlength=count)
+    confidences = np.zeros(count)  # every probability here is ≥ threshold > 0
+    np.maximum.at(confidences, ids, values)
+    return labels, confidences
 
 
 def _point(curve: PrecisionRecall, k: int) -> CurvePoint:

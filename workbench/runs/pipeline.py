@@ -44,7 +44,9 @@ from workbench.runs.tables import write_table, write_tables
 from workbench.training import ConfigError, RunResult, TrainConfig, train, validate
 from workbench.training.probabilities import PROBABILITY_SUFFIX, load_probabilities
 
-__all__ = ["PipelineResult", "check_parameters", "detection_rows", "held_out_split", "train_and_evaluate"]
+__all__ = [
+    "PipelineResult", "check_parameters", "detection_rows", "held_out_split", "train_and_evaluate", "validation_cases",
+]
 
 _VERSIONED_PACKAGES = ("workbench", "torch", "monai", "numpy", "pandas", "pyarrow", "papermill")
 
@@ -85,13 +87,15 @@ def train_and_evaluate(
     seed: int = 0,
     fold: int = 0,
     n_folds: int = 0,
-    epochs: int = 50,
-    steps_per_epoch: int = 50,
-    val_every: int = 10,
-    patch_size: Sequence[int] = (64, 64, 64),
-    filters: Sequence[int] = (16, 32, 64, 128),
+    epochs: int = 12,
+    steps_per_epoch: int = 30,
+    val_every: int = 1,
+    patch_size: Sequence[int] = (48, 48, 48),
+    filters: Sequence[int] = (8, 16, 32),
     batch_size: int = 2,
+    optimizer: str = "adamw",
     learning_rate: float = 0.01,
+    sw_overlap: float = 0.25,
     device: str = "auto",
     workers: int = 0,
     eval_workers: int = 1,
@@ -115,8 +119,9 @@ def train_and_evaluate(
     fold, n_folds : int
         ``n_folds`` 0: the manifest's train / val split; ≥ 2: fold ``fold`` of a round-robin
         k-fold over the train + val cases (:func:`held_out_split`).
-    epochs, steps_per_epoch, val_every, patch_size, filters, batch_size, learning_rate, device, workers, progress
-        Fields of :class:`~workbench.training.TrainConfig`.
+    epochs, steps_per_epoch, val_every, patch_size, filters, batch_size, optimizer, learning_rate, sw_overlap, device, workers, progress
+        Fields of :class:`~workbench.training.TrainConfig`; the defaults are the demo's CPU recipe
+        (:data:`workbench.experiments.demo.RECIPE`; its measurements in benchmarks/RESULTS.md).
     eval_workers : int
         Processes evaluating the held-out cases.
 
@@ -132,15 +137,13 @@ def train_and_evaluate(
     parameters = {
         "manifest": manifest, "loss": loss, "alpha": alpha, "beta": beta, "mode": mode, "seed": seed, "fold": fold,
         "n_folds": n_folds, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "val_every": val_every,
-        "patch_size": patch_size, "filters": filters, "batch_size": batch_size, "learning_rate": learning_rate,
-        "device": device, "workers": workers, "eval_workers": eval_workers, "progress": progress,
+        "patch_size": patch_size, "filters": filters, "batch_size": batch_size, "optimizer": optimizer,
+        "learning_rate": learning_rate, "sw_overlap": sw_overlap, "device": device, "workers": workers,
+        "eval_workers": eval_workers, "progress": progress,
     }
     config, data, train_ids, held_out = check_parameters(out_dir, **parameters)
     out = Path(out_dir)
-    parameters.update(
-        manifest=None if manifest is None else str(manifest), alpha=float(alpha), beta=float(beta),
-        patch_size=list(patch_size), filters=list(filters), learning_rate=float(learning_rate), out_dir=str(out_dir),
-    )
+    parameters = _as_recorded(parameters, out_dir)
     with RunRecord(
         out, parameters=parameters, packages=_VERSIONED_PACKAGES, manifest=config.manifest,
         train_cases=list(train_ids), held_out_cases=list(held_out),
@@ -151,6 +154,16 @@ def train_and_evaluate(
         evaluation, rows, outputs = _evaluate_held_out(out, run, data, held_out, parameters)
         record.finish(train_seconds=train_seconds, outputs=outputs)
     return PipelineResult(out, run, evaluation, rows, tuple(train_ids), tuple(held_out), train_seconds)
+
+
+def _as_recorded(parameters: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked parameters as run.json records them: paths as text, numbers as floats, lists."""
+    manifest = parameters["manifest"]
+    return {
+        **parameters, "manifest": None if manifest is None else str(manifest), "out_dir": str(out_dir),
+        **{name: float(parameters[name]) for name in ("alpha", "beta", "learning_rate", "sw_overlap")},
+        **{name: list(parameters[name]) for name in ("patch_size", "filters")},
+    }
 
 
 def _evaluate_held_out(
@@ -210,8 +223,8 @@ def check_parameters(
     has_instance_term = loss in LOSS_NAMES and get_loss_spec(loss).instance_term
     document = {
         "out_dir": str(Path(out_dir) / "train"), "manifest": str(manifest_path), "train_cases": train_ids,
-        "val_cases": held_out, "loss": loss, "loss_options": {"alpha": alpha, "beta": beta} if has_instance_term else {},
-        **fields,
+        "val_cases": validation_cases(data, n_folds, held_out), "predict_cases": held_out, "loss": loss,
+        "loss_options": {"alpha": alpha, "beta": beta} if has_instance_term else {}, **fields,
     }
     try:
         config = validate(document)
@@ -227,8 +240,9 @@ def held_out_split(manifest: Manifest, n_folds: int, fold: int) -> tuple[list[st
     ----------
     manifest : Manifest
     n_folds : int
-        0: the manifest's ``train`` and ``val`` splits. ≥ 2: a round-robin k-fold over the
-        ``train`` + ``val`` cases in manifest order; fold ``fold`` is held out.
+        0: the manifest's ``train`` split against its ``test`` split — or, when it has no labelled
+        ``test`` case, its ``val`` split. ≥ 2: a round-robin k-fold over the ``train`` + ``val``
+        cases in manifest order; fold ``fold`` is held out.
     fold : int
         In ``[0, n_folds - 1]`` (0 when ``n_folds`` is 0).
 
@@ -254,12 +268,27 @@ def held_out_split(manifest: Manifest, n_folds: int, fold: int) -> tuple[list[st
     if fold >= max(n_folds, 1):
         raise ValueError(f"Expected `fold` to be an integer in [0, {max(n_folds, 1) - 1}] (n_folds = {n_folds}), but got {fold}.")
     if n_folds == 0:
-        return [case.id for case in manifest.split("train")], [case.id for case in manifest.split("val")]
+        held_out = "test" if any(case.split == "test" and case.label is not None for case in manifest.cases) else "val"
+        return [case.id for case in manifest.split("train")], [case.id for case in manifest.split(held_out) if case.label is not None]
     pool = [case.id for case in manifest.cases if case.split in ("train", "val")]
     if len(pool) < n_folds:
         raise ValueError(f"Expected `n_folds` to be at most the {len(pool)} train + val cases, but got {n_folds}.")
     held_out = pool[fold::n_folds]
     return [cid for cid in pool if cid not in held_out], held_out
+
+
+def validation_cases(manifest: Manifest, n_folds: int, held_out: Sequence[str]) -> list[str]:
+    """The cases a run validates on every epoch (its training curves): the manifest's labelled ``val``
+    cases when they are not held out (``n_folds`` 0 with a ``test`` split), else the held-out cases.
+
+    Validation never selects a model here (every loss trains the same steps), so validating on
+    the held-out cases, where no other cases are free, only draws curves.
+    """
+    if n_folds == 0:
+        val = [case.id for case in manifest.cases if case.split == "val" and case.label is not None]
+        if val and not set(val) & set(held_out):
+            return val
+    return list(held_out)
 
 
 def detection_rows(

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from workbench._io import atomic_write
 
 __all__ = [
+    "PROGRESS_LOG",
     "RUN_JSON",
     "RunRecord",
     "Status",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 RUN_JSON = "run.json"
+PROGRESS_LOG = "progress.log"
+"""A training run's per-epoch lines (:func:`workbench.training.loop.epoch_line`), appended after every epoch."""
 Status = Literal["running", "complete", "failed", "interrupted"]
 
 

@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 import yaml
 
-__all__ = ["ConfigError", "TrainConfig", "config_to_dict", "load_config", "validate"]
+__all__ = ["ConfigError", "TrainConfig", "config_to_dict", "load_config", "momentum_of", "validate"]
 
 
 class ConfigError(ValueError):
@@ -111,9 +111,11 @@ class TrainConfig:
     class_balanced, flips, intensity : bool
         Patch sampling and augmentation switches of :class:`~workbench.training.data.PatchSampling`.
     optimizer : {"sgd", "adamw"}
-    learning_rate, momentum, weight_decay, poly_exponent : float
-        ``lr(epoch) = learning_rate · (1 - epoch / epochs) ** poly_exponent``; ``momentum`` is
-        SGD's (Nesterov) or AdamW's beta1.
+    learning_rate, weight_decay, poly_exponent : float
+        ``lr(epoch) = learning_rate · (1 - epoch / epochs) ** poly_exponent``.
+    momentum : float or None
+        SGD's (Nesterov) momentum or AdamW's beta1; None: the optimiser's usual value, 0.99 for
+        SGD (nnU-Net) and 0.9 for AdamW.
     grad_clip : float or None
         Maximal gradient 2-norm; None: no clipping.
     precision : {"auto", "fp32", "bf16", "fp16"}
@@ -127,6 +129,9 @@ class TrainConfig:
     sw_overlap : float
         Overlap of the sliding-window inference (Gaussian blending).
     sw_batch_size : int
+    predict_cases : tuple of str or None
+        Cases whose final predictions are written (with ``predict_final``); None: the
+        validation cases. The train → evaluate pipeline predicts its held-out test cases here.
     predict_final : bool
         Write the validation cases' predictions as NIfTI into ``predictions/`` at the end.
     workers : int
@@ -162,7 +167,7 @@ class TrainConfig:
     intensity: bool = True
     optimizer: Literal["sgd", "adamw"] = "sgd"
     learning_rate: float = 0.01
-    momentum: float = 0.99
+    momentum: float | None = None
     weight_decay: float = 3e-5
     poly_exponent: float = 0.9
     grad_clip: float | None = 12.0
@@ -172,6 +177,7 @@ class TrainConfig:
     val_thresholds: tuple[float, ...] = (0.5,)
     sw_overlap: float = 0.5
     sw_batch_size: int = 2
+    predict_cases: tuple[str, ...] | None = None
     predict_final: bool = True
     workers: int = 2
     seed: int = 0
@@ -217,6 +223,13 @@ def validate(config: TrainConfig | Mapping[str, Any], **overrides: Any) -> Train
     result = TrainConfig(**checked)
     _check_values(result)
     return result
+
+
+def momentum_of(config: TrainConfig) -> float:
+    """The momentum (SGD) or beta1 (AdamW) a run uses: ``config.momentum``, or the optimiser's usual value."""
+    if config.momentum is not None:
+        return config.momentum
+    return 0.99 if config.optimizer == "sgd" else 0.9
 
 
 def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
@@ -328,7 +341,7 @@ def _check_values(config: TrainConfig) -> None:
         except ValueError as error:
             raise ConfigError(f"Config field `schema`: {error}", field="schema") from None
     for name in ("foreground_fraction", "momentum"):
-        if not 0 <= getattr(config, name) <= 1:
+        if getattr(config, name) is not None and not 0 <= getattr(config, name) <= 1:
             raise ConfigError(
                 f"Expected config field `{name}` to be in [0, 1], but got {getattr(config, name)!r}.", field=name
             )

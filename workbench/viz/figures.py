@@ -31,21 +31,41 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = [
+    "LOSS_COLOURS",
+    "apply_styles",
     "beta_effect_lines",
     "component_loss_bars",
     "froc_curves",
     "gradient_slices",
     "metric_bars",
     "pr_curves",
+    "loss_colour",
     "rc_dice_vs_pq",
     "stratified_pq_bars",
+    "stratum_recall_bars",
+    "style_of",
     "threshold_lines",
+    "training_curves",
     "volume_bias_bars",
 ]
 
 Spread = Literal["runs", "cases"]
 _SPREADS = ("runs", "cases")
 _RESULT_COLUMNS = ("region", "metric", "threshold", "stratum", "value")
+
+LOSS_COLOURS = {
+    "dc_ce": "#4d4d4d",
+    "blob": "#1f77b4",
+    "cc": "#d62728",
+    "iwl_blob": "#2ca02c",
+    "iwl_cc": "#9467bd",
+    "invweight_global": "#ff7f0e",
+    "invweight_local": "#8c564b",
+}
+"""One fixed colour per loss, in the order of :data:`workbench.losses.LOSS_NAMES` (a test keeps the two
+in step; spelled out here so that drawing does not import torch). The DC+CE baseline is dark grey."""
+_SPARE_COLOURS = ("#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78")
+_DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 
 
 # --------------------------------------------------------------------------- loss exploration
@@ -477,6 +497,181 @@ def volume_bias_bars(table: pd.DataFrame, *, by: str = "config") -> go.Figure:
         labels={"volume_ratio": "volume ratio"},
     )
     figure.add_hline(y=1.0, line_dash="dash", line_color="grey")
+    return figure
+
+
+# --------------------------------------------------------------------------- report: styles, training, strata
+
+
+def loss_colour(loss: str) -> str:
+    """The fixed colour of a loss (:data:`LOSS_COLOURS`); other names get a spare colour chosen from
+    their name, the same in every figure.
+
+    Examples
+    --------
+    >>> loss_colour("blob"), loss_colour("dc_ce")
+    ('#1f77b4', '#4d4d4d')
+    """
+    if loss in LOSS_COLOURS:
+        return LOSS_COLOURS[loss]
+    return _SPARE_COLOURS[sum(map(ord, str(loss))) % len(_SPARE_COLOURS)]
+
+
+def _shade(colour: str, k: int) -> str:
+    """``colour`` mixed with white: 0 for ``k = 0``, more for each further configuration (at most 60 %)."""
+    mix = min(0.6, 0.3 * k)
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * mix):02x}" for c in rgb)
+
+
+def style_of(configs: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Colour and dash of each configuration: its loss's colour (:func:`loss_colour`); further
+    configurations of the same loss (other α, β) get lighter shades and other dashes.
+
+    Parameters
+    ----------
+    configs : Mapping[str, str]
+        Configuration label → its loss name, in report order.
+
+    Returns
+    -------
+    dict
+        Configuration label → ``(colour, dash)``.
+
+    Examples
+    --------
+    >>> style_of({"blob a=1": "blob", "blob a=2": "blob", "cc": "cc"})
+    {'blob a=1': ('#1f77b4', 'solid'), 'blob a=2': ('#62a0ca', 'dash'), 'cc': ('#d62728', 'solid')}
+    """
+    seen: dict[str, int] = {}
+    styles = {}
+    for config, loss in configs.items():
+        k = seen.get(loss, 0)
+        seen[loss] = k + 1
+        styles[config] = (_shade(loss_colour(loss), k), _DASHES[k % len(_DASHES)])
+    return styles
+
+
+def apply_styles(figure: go.Figure, styles: Mapping[str, tuple[str, str]]) -> go.Figure:
+    """Recolour (in place) every trace named after a configuration of ``styles``: bars and markers
+    take its colour, lines its colour and dash. Returns ``figure``."""
+    for trace in figure.data:
+        style = styles.get(trace.name)
+        if style is None:
+            continue
+        colour, dash = style
+        if isinstance(trace, go.Bar):
+            trace.marker.color = colour
+        elif isinstance(trace, go.Scatter):
+            trace.line.color = colour
+            trace.line.dash = dash
+            trace.marker.color = colour
+    return figure
+
+
+def training_curves(
+    log: pd.DataFrame, *, by: str = "config", styles: Mapping[str, tuple[str, str]] | None = None
+) -> go.Figure:
+    """Training loss and validation Dice per region against the epoch: one panel each, one line per run.
+
+    Parameters
+    ----------
+    log : DataFrame
+        Runs' ``train/metrics.parquet`` rows tagged with ``run_id`` and ``by``: ``epoch, phase,
+        region, metric, value``. Rows of phase ``train`` / metric ``loss`` and of phase ``val`` /
+        metric ``dice`` are drawn (validation may be logged every k epochs: lines with markers).
+    by : str
+        The column naming the configuration: one colour (and dash) per value.
+    styles : Mapping, optional
+        Configuration → ``(colour, dash)`` (:func:`style_of`); default one colour per loss name.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Scatter`` per (run, panel), named after the configuration; a configuration's first
+        run is drawn solid, its further runs (seeds) lighter, and only the first shows in the legend.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing or there is neither a training loss nor a validation Dice row.
+    """
+    _check_table(log, [by, "run_id", "epoch", "phase", "region", "metric", "value"], "log")
+    loss = log[log["phase"].eq("train") & log["metric"].eq("loss")]
+    dice = log[log["phase"].eq("val") & log["metric"].eq("dice")]
+    if loss.empty and dice.empty:
+        raise ValueError("`log` has no training loss (phase 'train', metric 'loss') nor validation Dice row.")
+    regions = sorted(set(dice["region"]), key=lambda r: ("WT", "TC", "ET", "RC", "mean").index(r)
+                     if r in ("WT", "TC", "ET", "RC", "mean") else 9)
+    panels = ([("train loss", loss)] if len(loss) else []) + [(f"val Dice {r}", dice[dice["region"].eq(r)]) for r in regions]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=[title for title, _ in panels],
+                           horizontal_spacing=0.06, vertical_spacing=0.12)
+    styles = dict(styles or style_of({c: c for c in dict.fromkeys(log[by])}))
+    shown: set[str] = set()
+    for index, (title, part) in enumerate(panels):
+        for (config, run_id), run in part.groupby([by, "run_id"], sort=False):
+            run = run.groupby("epoch", sort=True)["value"].mean()
+            colour, dash = styles.get(config, (loss_colour(str(config)), "solid"))
+            first = run_id == log.loc[log[by].eq(config), "run_id"].iloc[0]
+            figure.add_trace(
+                go.Scatter(x=run.index, y=run.to_numpy(), mode="lines+markers", name=str(config), legendgroup=str(config),
+                           showlegend=config not in shown, opacity=1.0 if first else 0.45,
+                           line={"color": colour, "dash": dash, "width": 2 if first else 1.5}, marker={"size": 4},
+                           hovertext=str(run_id), hovertemplate=f"{run_id}<br>epoch %{{x}}: %{{y:.3f}}<extra>{title}</extra>"),
+                index // cols + 1, index % cols + 1,
+            )
+            shown.add(config)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(title="training loss and validation Dice per epoch (one line per run; further seeds lighter)",
+                         height=330 * rows)
+    return figure
+
+
+def stratum_recall_bars(
+    table: pd.DataFrame, *, by: str = "config", styles: Mapping[str, tuple[str, str]] | None = None
+) -> go.Figure:
+    """Lesion recall per size stratum with its interval: one panel per region, one bar per configuration.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`workbench.experiments.findings.recall_by_stratum`: ``by, region, stratum, recall,
+        low, high, n_lesions``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Bar`` per (configuration, region), named after the configuration: x the strata, y the
+        recall, asymmetric error bars the interval.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing or the table is empty.
+    """
+    _check_table(table, [by, "region", "stratum", "recall", "low", "high", "n_lesions"], "recall table")
+    regions = _order(table["region"])
+    strata = _order(table["stratum"])
+    figure = make_subplots(rows=1, cols=len(regions), subplot_titles=regions, shared_yaxes=True, horizontal_spacing=0.03)
+    styles = dict(styles or style_of({c: c for c in dict.fromkeys(table[by])}))
+    for col, region in enumerate(regions, start=1):
+        part = table[table["region"].eq(region)]
+        for config, rows in part.groupby(by, sort=False):
+            colour = styles.get(config, (loss_colour(str(config)), "solid"))[0]
+            figure.add_trace(
+                go.Bar(x=rows["stratum"], y=rows["recall"], name=str(config), legendgroup=str(config), showlegend=col == 1,
+                       marker={"color": colour}, customdata=rows["n_lesions"],
+                       error_y={"type": "data", "array": rows["high"] - rows["recall"],
+                                "arrayminus": rows["recall"] - rows["low"]},
+                       hovertemplate="%{x}: recall %{y:.3f} (%{customdata} lesions)<extra>" + str(config) + "</extra>"),
+                1, col,
+            )
+    figure.update_xaxes(categoryorder="array", categoryarray=strata, title_text="reference volume (mm³)")
+    figure.update_yaxes(range=[0, 1.05])
+    figure.update_yaxes(title_text="lesion recall at argmax", col=1)
+    figure.update_layout(barmode="group", title="lesion recall per size stratum (95 % bootstrap interval over cases)")
     return figure
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "most_missed_case",
     "ordered_lesions",
     "region_counts",
+    "representative_run",
     "status_counts",
 ]
 
@@ -78,6 +79,45 @@ def most_missed(sweep_dir: PathLike, *, threshold: float = 0.5) -> tuple[Path | 
         return None, None
     best = counts.loc[counts["misses"].idxmax()]
     return best["run"], best["case_id"]
+
+
+def representative_run(sweep_dir: PathLike, *, threshold: float = 0.5) -> tuple[Path | None, str | None]:
+    """What the demo asks a researcher to audit: the best-trained instance-loss run and a case with a miss.
+
+    The run is the complete one, among those whose loss has an instance term, with the highest
+    held-out foreground-mean Dice (``per_case.parquet``, region ``mean``); without such a run,
+    any complete run. The case is its case with the most missed lesions
+    (:func:`most_missed_case`), or its first case when it missed none. ``(None, None)`` when no
+    run has tables.
+    """
+    from workbench.losses import get_loss_spec
+    from workbench.runs.record import read_run
+
+    scored = []
+    for table in sorted(Path(sweep_dir).glob("*/per_case.parquet")):
+        run = read_run(table.parent)
+        if run.get("status") != "complete":
+            continue
+        per_case = pd.read_parquet(table, columns=["region", "metric", "stratum", "value"])
+        dice = per_case[(per_case["region"] == "mean") & (per_case["metric"] == "dice") & (per_case["stratum"] == "all")]
+        loss = run.get("parameters", {}).get("loss")
+        instance = loss is not None and _has_instance_term(loss, get_loss_spec)
+        scored.append((instance, float(dice["value"].mean()) if len(dice) else -1.0, table.parent))
+    if not scored:
+        return None, None
+    _, _, best = max(scored, key=lambda item: (item[0], item[1]))
+    case = most_missed_case(best, threshold=threshold)
+    if case is None:
+        counts = miss_counts([best], threshold=threshold)
+        case = counts["case_id"].iloc[0] if len(counts) else None
+    return best, case
+
+
+def _has_instance_term(loss: str, get_loss_spec: Any) -> bool:
+    try:
+        return bool(get_loss_spec(loss).instance_term)
+    except ValueError:
+        return False
 
 
 def most_missed_case(run_dir: PathLike, *, threshold: float = 0.5) -> str | None:
