@@ -15,6 +15,7 @@ from workbench.experiments.findings import (
     compare_to_baseline,
     convergence,
     finding_sentence,
+    held_out_lesion_counts,
     lesion_case_values,
     matched_recall_findings,
     paired_interval,
@@ -171,6 +172,23 @@ def test_lesion_values_pool_regions_within_a_case():
     assert list(table[table["region"] == "WT"]["stratum"]) == ["<100", ">=1000"]  # size order
 
 
+def test_held_out_lesions_count_each_case_once():
+    # runs r0 and r1 (two seeds) both see case c0; run r2 (another fold) sees c1
+    case0 = [("c0", "WT", "TP", 50.0), ("c0", "WT", "FN", 500.0), ("c0", "WT", "FP", float("nan")),
+             ("c0", "TC", "FN", 2000.0)]
+    rows = [(run, *row) for run in ("r0", "r1") for row in case0]
+    rows += [("r2", "c1", "WT", "FN", 20.0), ("r2", "c1", "RC", "TP", 3000.0)]
+    lesions = pd.DataFrame(rows, columns=["run_id", "case_id", "region", "status", "ref_mm3"])
+    lesions = pd.concat([lesions.assign(threshold=0.1), lesions.assign(threshold=0.5, status="FN")])
+    counts = held_out_lesion_counts(lesions)
+    assert list(counts.index) == ["WT", "TC", "RC"]
+    assert list(counts.columns) == ["<100", "100-1000", ">=1000", "all", "cases"]
+    assert counts.loc["WT"].tolist() == [2, 1, 0, 3, 2]
+    assert counts.loc["TC"].tolist() == [0, 0, 1, 1, 1]
+    assert counts.loc["RC"].tolist() == [0, 0, 1, 1, 1]
+    assert held_out_lesion_counts(lesions[lesions["status"].eq("FP")]).empty
+
+
 def test_matched_recall_comes_from_the_detection_analysis():
     rows = []
     for config, seed in (("dc", 0), ("dc", 1), ("blob", 0), ("blob", 1)):
@@ -285,6 +303,9 @@ def test_report_leads_with_the_findings_table(sweeps):
     assert sentence.startswith("blob: RC Dice +0.155 [0.155, 0.155] better than dc_ce; mean Dice +0.000")
     assert "PQ@0.5 -0.100 [-0.100, -0.100] worse than dc_ce" in sentence
     assert "recall &lt;100 mm³" in page and "lesion precision" in page and "volume bias" in page
+    counts = page[page.index('class="dataframe lesion-counts"'):]
+    counts = counts[:counts.index("</table>")]
+    assert "<th>cases</th>" in counts and counts.index("<th>WT</th>") < counts.index("<th>TC</th>")
 
 
 def test_report_gallery_and_one_colour_per_loss(sweeps):

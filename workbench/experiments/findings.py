@@ -54,6 +54,7 @@ __all__ = [
     "compare_to_baseline",
     "convergence",
     "finding_sentence",
+    "held_out_lesion_counts",
     "interval_text",
     "lesion_case_values",
     "matched_recall_findings",
@@ -442,6 +443,37 @@ def finding_sentence(name: str, findings: pd.DataFrame, baseline_name: str) -> s
 
 
 # --------------------------------------------------------------------------- recall per size stratum
+
+
+def held_out_lesion_counts(lesions: pd.DataFrame) -> pd.DataFrame:
+    """The reference lesions a sweep's held-out cases hold, per region and size stratum.
+
+    Each case is counted once, from the first run that evaluated it (runs of other seeds see the
+    same lesions; runs of other folds other cases).
+
+    Parameters
+    ----------
+    lesions : DataFrame
+        ``lesions.parquet`` rows tagged with ``run_id``; read at their lowest matching threshold.
+
+    Returns
+    -------
+    DataFrame
+        Index ``region`` (order of appearance); one integer column per stratum (size order), then
+        ``all`` (lesions) and ``cases`` (held-out cases with at least one lesion of the region).
+    """
+    from workbench.metrics.panoptic import size_strata, stratum_names
+
+    names = stratum_names()
+    rows = _argmax_lesions(lesions, list(dict.fromkeys(lesions["region"]))) if len(lesions) else lesions
+    rows = rows[rows["status"].isin(["TP", "FN"])] if len(rows) else rows
+    if not len(rows):
+        return pd.DataFrame(columns=[*names, "all", "cases"], dtype=int).rename_axis("region")
+    rows = rows[rows["run_id"].eq(rows.groupby("case_id")["run_id"].transform("first"))]
+    strata = pd.Categorical(np.array(names)[size_strata(rows["ref_mm3"].to_numpy(dtype=np.float64))], categories=names)
+    table = pd.crosstab(pd.Categorical(rows["region"], categories=list(dict.fromkeys(rows["region"]))), strata,
+                        dropna=False).rename_axis(index="region", columns=None)
+    return table.assign(all=table.sum(axis=1), cases=rows.groupby("region", sort=False)["case_id"].nunique())
 
 
 def recall_by_stratum(

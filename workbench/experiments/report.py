@@ -468,7 +468,7 @@ def _training_section(sweep: _Sweep) -> list[Any]:
 
 def _stratum_section(sweep: _Sweep) -> list[Any]:
     """Recall per lesion-size stratum with intervals, or why there is none."""
-    from workbench.experiments.findings import SMALL_STRATUM, recall_by_stratum
+    from workbench.experiments.findings import SMALL_STRATUM, held_out_lesion_counts, recall_by_stratum
     from workbench.viz.figures import stratum_recall_bars
 
     head = "<h2>Lesion recall by size stratum</h2>"
@@ -477,8 +477,12 @@ def _stratum_section(sweep: _Sweep) -> list[Any]:
         return [head, "<p class='why'>No recall by size stratum: no complete run has a lesions.parquet with a "
                       "reference lesion.</p>"]
     table = table.assign(name=table["config"].map(sweep.names).fillna(table["config"]))
+    counts = held_out_lesion_counts(sweep.lesions)
     items: list[Any] = [
         head,
+        "<p>The held-out reference lesions per region and volume stratum (mm³), each case counted once; "
+        "<code>cases</code>: held-out cases with a lesion of the region.</p>",
+        counts.to_html(classes="lesion-counts"),
         ("<p>Recall of the reference lesions at argmax (lowest matching threshold), per region and reference "
          "volume (mm³); error bars: 95 % bootstrap interval over the (run, case) units.</p>"),
     ]
