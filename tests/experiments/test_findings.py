@@ -151,6 +151,16 @@ def test_compare_to_baseline_averages_seeds_then_pairs_cases():
     assert "volume bias |log ratio| +0.100 [0.100, 0.100] worse than dc_ce." in sentence
 
 
+def test_sentence_says_why_a_finding_has_no_verdict():
+    nan = math.nan
+    row = {"label": "recall@P0.85 (WT)", "difference": nan, "low": nan, "high": nan, "verdict": "cannot tell"}
+    rows = pd.DataFrame([{**row, "value": 0.93, "baseline_value": nan}, {**row, "value": nan, "baseline_value": nan},
+                         {**row, "label": "RC Dice", "value": 0.5, "baseline_value": 0.4}])
+    sentence = finding_sentence("blob", rows, "dc_ce")
+    assert sentence == ("blob: recall@P0.85 (WT) – cannot tell (dc_ce has no value); recall@P0.85 (WT) – cannot tell "
+                        "(neither has a value); RC Dice – cannot tell (fewer than two paired cases).")
+
+
 def test_lesion_values_pool_regions_within_a_case():
     rows = [
         # c0: WT small lesion found (ref 50, pred 100), TC small missed, ET big found, one FP

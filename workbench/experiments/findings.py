@@ -436,10 +436,23 @@ def finding_sentence(name: str, findings: pd.DataFrame, baseline_name: str) -> s
         word = row["verdict"]
         if word in ("better", "worse"):
             word = f"{word} than {baseline_name}"
+        elif word == "cannot tell":
+            word += f" ({_why_undefined(row, name, baseline_name)})"
         parts.append(f"{row['label']} {interval_text(row)} {word}")
     if not parts:
         return f"{name}: nothing to compare with {baseline_name}."
     return f"{name}: " + "; ".join(parts) + "."
+
+
+def _why_undefined(row: Mapping, name: str, baseline_name: str) -> str:
+    """Why a finding has no verdict: a side without a value, or too few paired cases."""
+    missing = [who for who, value in ((name, row["value"]), (baseline_name, row["baseline_value"]))
+               if value is None or not math.isfinite(value)]
+    if len(missing) == 2:
+        return "neither has a value"
+    if missing:
+        return f"{missing[0]} has no value"
+    return "fewer than two paired cases"
 
 
 # --------------------------------------------------------------------------- recall per size stratum

@@ -417,7 +417,8 @@ def _findings_section(sweep: _Sweep) -> list[str]:
             "(lowest matching threshold), WT, TC and ET lesions pooled within a case: recall of reference lesions "
             "under 100 mm³, lesion precision, and volume bias |log(Σ predicted / Σ reference volume)| of matched "
             "lesions (lower is better). Recall at precision "
-            f"{MATCHED_PRECISION:g} (WT) from the detection analysis, bootstrapped over (seed, fold, case) units.</p>"
+            f"{MATCHED_PRECISION:g} (WT) from the detection analysis, bootstrapped over (seed, fold, case) units; "
+            "it has no value (–) when a configuration's precision–recall curve never reaches that precision.</p>"
         ),
     ]
 
