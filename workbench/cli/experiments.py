@@ -12,13 +12,13 @@ __all__ = ["add_demo", "add_report", "add_sweep", "run_demo", "run_report", "run
 def add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo",
-        help="the main job: compare losses on the built-in phantoms, from cohort to report (~10 min on 2 cores)",
+        help="the main job: compare losses on the built-in phantoms, from cohort to report (~12-14 min on 2 cores)",
         description="Summarise the dataset (the built-in phantom cohort: 52 cases of 64×80×64 voxels, generated into "
-        "the cache on first use, ~15 s), then train DC+CE, blob, CC and IWL-blob (alpha = beta = 1) with a small 3D "
-        "DynUNet on the CPU (360 steps each, ~3.5 min per run on one core; two runs at a time on 2 cores), predict and "
+        "the cache on first use, under a minute), then train DC+CE, blob, CC and IWL-blob (alpha = beta = 1) with a small 3D "
+        "DynUNet on the CPU (360 steps each, ~6 min per run with two runs sharing 2 cores), predict and "
         "evaluate the 24 held-out test cases, one papermill run of notebooks/02_train_evaluate.ipynb each, and write "
-        "the report: OUT/losses/report.html (default OUT: runs/demo), findings first. The whole job takes about "
-        "10 minutes on 2 cores (benchmarks/RESULTS.md); --quick about a minute. An earlier demo folder is never "
+        "the report: OUT/losses/report.html (default OUT: runs/demo), findings first. The whole job takes 12-14 "
+        "minutes on 2 cores (benchmarks/RESULTS.md); --quick about a minute. An earlier demo folder is never "
         "overwritten; an explicit --out that holds an unfinished demo is resumed.",
     )
     demo.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: runs/demo, runs/demo-2, ...)")
