@@ -239,7 +239,7 @@ def test_claims_with_an_absent_configuration_or_cell_cannot_tell():
     claims = paper_claims(_claim_results())
     row = _claim(claims, "Blob: β=1 beats β=2 in foreground Dice")
     assert row.agreement == "cannot tell" and row.reason == "no results for Global + Blob†"
-    assert row.verdict is None and math.isnan(row.difference) and row.n_cases == 0
+    assert pd.isna(row.verdict) and math.isnan(row.difference) and row.n_cases == 0
     row = _claim(claims, "IWL-CC has a lower PQ@0.5 than CC")
     assert (row.agreement, row.reason) == ("cannot tell", "no results for Global + IWL-CC")
     row = _claim(claims, "CC has the best TC Dice")  # CC is present, but no TC values

@@ -540,7 +540,7 @@ def paper_sections(results: pd.DataFrame) -> tuple[list[str], list[Any]]:
 
     Both lists are empty when the results hold fewer than two of the paper's configurations.
     """
-    from workbench.viz.figures import rc_dice_vs_pq
+    from workbench.viz.figures import LOSS_COLOURS, apply_styles, rc_dice_vs_pq
 
     prepared = _prepare(results)
     present = _present(prepared)
@@ -568,7 +568,11 @@ def paper_sections(results: pd.DataFrame) -> tuple[list[str], list[Any]]:
     figures = []
     labelled = prepared.assign(configuration=prepared["paper_config"].map(_LABELS))
     try:
-        figures.append(rc_dice_vs_pq(labelled, 0.5, by="configuration"))
+        figure = rc_dice_vs_pq(labelled, 0.5, by="configuration")
+        # each loss its colour of every other figure; β = 2 drawn dotted
+        styles = {config.label: (LOSS_COLOURS[config.loss], "dot" if config.beta == 2 else "solid")
+                  for config in PAPER_CONFIGS if config.loss in LOSS_COLOURS}
+        figures.append(apply_styles(figure, styles))
     except ValueError as error:
         sections.append(f"<p>No Figure 3: {html.escape(str(error))}</p>")
     return sections, figures
