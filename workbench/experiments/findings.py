@@ -458,6 +458,18 @@ def _why_undefined(row: Mapping, name: str, baseline_name: str) -> str:
 # --------------------------------------------------------------------------- recall per size stratum
 
 
+def _reference_lesions(lesions: pd.DataFrame) -> pd.DataFrame:
+    """The reference lesions (TP and FN rows) at the lowest matching threshold, with their size ``stratum``."""
+    from workbench.metrics.panoptic import size_strata, stratum_names
+
+    rows = _argmax_lesions(lesions, list(dict.fromkeys(lesions["region"]))) if len(lesions) else lesions
+    rows = rows[rows["status"].isin(["TP", "FN"])] if len(rows) else rows
+    if not len(rows):
+        return rows
+    names = np.array(stratum_names())
+    return rows.assign(stratum=names[size_strata(rows["ref_mm3"].to_numpy(dtype=np.float64))])
+
+
 def held_out_lesion_counts(lesions: pd.DataFrame) -> pd.DataFrame:
     """The reference lesions a sweep's held-out cases hold, per region and size stratum.
 
@@ -475,15 +487,14 @@ def held_out_lesion_counts(lesions: pd.DataFrame) -> pd.DataFrame:
         Index ``region`` (order of appearance); one integer column per stratum (size order), then
         ``all`` (lesions) and ``cases`` (held-out cases with at least one lesion of the region).
     """
-    from workbench.metrics.panoptic import size_strata, stratum_names
+    from workbench.metrics.panoptic import stratum_names
 
     names = stratum_names()
-    rows = _argmax_lesions(lesions, list(dict.fromkeys(lesions["region"]))) if len(lesions) else lesions
-    rows = rows[rows["status"].isin(["TP", "FN"])] if len(rows) else rows
+    rows = _reference_lesions(lesions)
     if not len(rows):
         return pd.DataFrame(columns=[*names, "all", "cases"], dtype=int).rename_axis("region")
     rows = rows[rows["run_id"].eq(rows.groupby("case_id")["run_id"].transform("first"))]
-    strata = pd.Categorical(np.array(names)[size_strata(rows["ref_mm3"].to_numpy(dtype=np.float64))], categories=names)
+    strata = pd.Categorical(rows["stratum"], categories=names)
     table = pd.crosstab(pd.Categorical(rows["region"], categories=list(dict.fromkeys(rows["region"]))), strata,
                         dropna=False).rename_axis(index="region", columns=None)
     return table.assign(all=table.sum(axis=1), cases=rows.groupby("region", sort=False)["case_id"].nunique())
@@ -507,16 +518,14 @@ def recall_by_stratum(
         ``config, region, stratum, recall, low, high, n_lesions``; strata in size order, regions
         and configurations in order of appearance; strata without a reference lesion left out.
     """
-    from workbench.metrics.panoptic import size_strata, stratum_names
+    from workbench.metrics.panoptic import stratum_names
 
     columns = ["config", "region", "stratum", "recall", "low", "high", "n_lesions"]
-    rows = _argmax_lesions(lesions, sorted(set(lesions["region"]))) if len(lesions) else lesions
-    rows = rows[rows["status"].isin(["TP", "FN"])] if len(rows) else rows
+    rows = _reference_lesions(lesions)
     if not len(rows):
         return pd.DataFrame(columns=columns)
     names = np.array(stratum_names())
-    rows = rows.assign(stratum=names[size_strata(rows["ref_mm3"].to_numpy(dtype=np.float64))],
-                       unit=rows["run_id"].astype(str) + "/" + rows["case_id"].astype(str), hit=rows["status"].eq("TP"))
+    rows = rows.assign(unit=rows["run_id"].astype(str) + "/" + rows["case_id"].astype(str), hit=rows["status"].eq("TP"))
     rng = np.random.default_rng(seed)
     records = []
     regions = list(dict.fromkeys(rows["region"]))
