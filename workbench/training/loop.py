@@ -158,14 +158,15 @@ def train(config: TrainConfig | Mapping[str, Any], *, resume: bool = False) -> R
             )
             epoch_seconds = _run_epochs(state, dataset, val_cases, schema, config, rows, start_epoch)
             predictions = _final_predictions(state, predict_cases, schema, config, run_dir) if config.predict_final else ()
-            _write_metrics(run_dir / "metrics.parquet", rows)
+            metrics = _frame(rows)
+            _write_metrics(run_dir / "metrics.parquet", metrics)
             record.finish(
                 epochs_completed=config.epochs, timings={"epoch_s": epoch_seconds},
                 outputs=["config.yaml", "metrics.parquet", "checkpoints/last.pt", *(f"predictions/{p.name}" for p in predictions)],
             )
     finally:
         torch.use_deterministic_algorithms(previous)
-    return RunResult(run_dir, config, config.epochs, _frame(rows), ckpt_path, tuple(predictions))
+    return RunResult(run_dir, config, config.epochs, metrics, ckpt_path, tuple(predictions))
 
 
 def _run_epochs(
@@ -192,8 +193,9 @@ def _run_epochs(
         epoch_seconds.append(time.perf_counter() - tick)
         rows.append(_row(epoch, "train", "seconds", epoch_seconds[-1]))
         save_checkpoint(run_dir / "checkpoints" / "last.pt", _checkpoint(state, config, epoch + 1))
-        _write_metrics(run_dir / "metrics.parquet", rows)
-        write_curves(_frame(rows), run_dir / CURVES_PNG, config.epochs)
+        metrics = _frame(rows)
+        _write_metrics(run_dir / "metrics.parquet", metrics)
+        write_curves(metrics, run_dir / CURVES_PNG, config.epochs)
         _log_epoch(run_dir / PROGRESS_LOG, epoch_line(rows, epoch, config.epochs, epoch_seconds), config.progress)
     return epoch_seconds
 
@@ -486,9 +488,9 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.astype({"epoch": "int64", "phase": str, "region": str, "metric": str, "threshold": "float64", "value": "float64"})
 
 
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_metrics(path: Path, metrics: pd.DataFrame) -> None:
     with atomic_write(path) as tmp:
-        _frame(rows).to_parquet(tmp, index=False)
+        metrics.to_parquet(tmp, index=False)
 
 
 def _write_yaml(path: Path, document: dict[str, Any]) -> None:
