@@ -21,11 +21,13 @@ from workbench.metrics.detection_curves import (
     best_f1,
     bootstrap_ci,
     bootstrap_mean_ci,
+    curve_bootstrap_ci,
     froc,
     lesion_candidates,
     lesion_rows,
     operating_points,
     paired_bootstrap,
+    paired_curve_bootstrap,
     precision_recall,
     region_rows,
     volume_bias,
@@ -333,3 +335,50 @@ def test_vectorised_mean_interval_matches_the_general_bootstrap():
     assert fast[0] == pytest.approx(values.mean())
     assert fast[1] == pytest.approx(general[1], abs=0.05) and fast[2] == pytest.approx(general[2], abs=0.05)
     assert np.isnan(bootstrap_mean_ci(np.array([np.nan]))[0])
+
+
+def _random_grid_rows(seed: int, n_cases: int = 9) -> pd.DataFrame:
+    """Threshold-grid rows: each case's lesions at every threshold (found below a random level), a
+    random number of false positives per threshold (more at low thresholds), some cases without lesions."""
+    rng = np.random.default_rng(seed)
+    thresholds = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    records = []
+    for case in range(n_cases):
+        found_below = rng.random(rng.integers(0, 4))
+        for t in thresholds:
+            records += [(f"c{case}", t, 1, float(t < level)) for level in found_below]
+            records += [(f"c{case}", t, 0, t)] * int(rng.poisson(2 * (1 - t)))
+    return pd.DataFrame(records, columns=["case_id", "threshold", "is_lesion", "confidence"])
+
+
+def _curve_statistics(curve):
+    matched = at_precision(curve, 0.6)
+    return np.array([curve.average_precision, at_threshold(curve, 0.5).recall, matched.recall if matched else np.nan])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_curve_bootstraps_equal_the_row_resampling_bootstraps(seed):
+    rows_a, rows_b = _random_grid_rows(seed), _random_grid_rows(seed + 100)
+    of_rows = lambda rows: _curve_statistics(precision_recall(rows))
+    slow = bootstrap_ci(rows_a, of_rows, n_resamples=60, seed=seed)
+    fast = curve_bootstrap_ci(rows_a, _curve_statistics, n_resamples=60, seed=seed)
+    for expected, got in zip(slow, fast):
+        np.testing.assert_allclose(got, expected, equal_nan=True)
+    slow_pair = paired_bootstrap(rows_a, rows_b, of_rows, n_resamples=60, seed=seed)
+    fast_pair = paired_curve_bootstrap(rows_a, rows_b, _curve_statistics, n_resamples=60, seed=seed)
+    for key in ("difference", "low", "high", "p_value", "within_noise"):
+        np.testing.assert_allclose(fast_pair[key], slow_pair[key], equal_nan=True)
+
+
+def test_paired_curve_bootstrap_needs_the_same_cases():
+    rows = _random_grid_rows(0)
+    with pytest.raises(ValueError, match="same cases"):
+        paired_curve_bootstrap(rows, rows[rows.case_id != "c0"], _curve_statistics)
+
+
+def test_curve_bootstraps_of_detection_maps_resample_rows():
+    """Rows without a threshold column (one detection map per case) take the row-resampling way."""
+    maps = _random_grid_rows(5).drop(columns="threshold").assign(confidence=lambda r: r.confidence * 0.9 + 0.05)
+    expected = bootstrap_ci(maps, lambda r: _curve_statistics(precision_recall(r)), n_resamples=30, seed=1)
+    for want, got in zip(expected, curve_bootstrap_ci(maps, _curve_statistics, n_resamples=30, seed=1)):
+        np.testing.assert_allclose(got, want, equal_nan=True)

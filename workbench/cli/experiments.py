@@ -12,12 +12,12 @@ __all__ = ["add_demo", "add_report", "add_sweep", "run_demo", "run_report", "run
 def add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo",
-        help="the main job: compare losses on the built-in phantoms, from cohort to report (~12-14 min on 2 cores)",
+        help="the main job: compare losses on the built-in phantoms, from cohort to report (~9 min on 2 cores)",
         description="Summarise the dataset (the built-in phantom cohort: 52 cases of 64×80×64 voxels, generated into "
         "the cache on first use, under a minute), then train DC+CE, blob, CC and IWL-blob (alpha = beta = 1) with a small 3D "
-        "DynUNet on the CPU (360 steps each, ~6 min per run with two runs sharing 2 cores), predict and "
+        "DynUNet on the CPU (420 steps each, ~4 min per run with two runs sharing 2 cores), predict and "
         "evaluate the 24 held-out test cases, one papermill run of notebooks/02_train_evaluate.ipynb each, and write "
-        "the report: OUT/losses/report.html (default OUT: runs/demo), findings first. The whole job takes 12-14 "
+        "the report: OUT/losses/report.html (default OUT: runs/demo), findings first. The whole job takes about 9 "
         "minutes on 2 cores (benchmarks/RESULTS.md); --quick about a minute. An earlier demo folder is never "
         "overwritten; an explicit --out that holds an unfinished demo is resumed.",
     )
@@ -26,7 +26,7 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--losses", nargs="+", default=None, metavar="LOSS",
                       help="losses to compare (default: dc_ce blob cc iwl_blob; dc_ce is the baseline of the findings)")
     demo.add_argument("--seeds", type=int, default=1, help="training seeds per loss (default 1; the report shows their spread)")
-    demo.add_argument("--epochs", type=int, default=None, help="epochs of 30 steps (default 12)")
+    demo.add_argument("--epochs", type=int, default=None, help="epochs of 30 steps (default 14)")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device (default auto)")
     demo.add_argument("--workers", type=int, default=2, help="runs at a time, sharing the cores (default 2)")
     demo.add_argument("--manifest", type=Path, default=None, help="a dataset manifest instead of the phantoms")

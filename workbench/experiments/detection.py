@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from workbench.metrics.detection_curves import (
+    PrecisionRecall,
     at_precision,
     at_threshold,
-    bootstrap_ci,
-    paired_bootstrap,
+    curve_bootstrap_ci,
+    paired_curve_bootstrap,
     precision_recall,
 )
 
@@ -52,11 +53,10 @@ STATISTICS = ("ap", "argmax_precision", "argmax_recall", "matched_recall")
 """What :func:`detection_table` and :func:`paired_differences` report, in this order."""
 
 
-def _statistics(precision: float, argmax_threshold: float) -> Callable[[pd.DataFrame], np.ndarray]:
+def _statistics(precision: float, argmax_threshold: float) -> Callable[[PrecisionRecall], np.ndarray]:
     """One function computing every statistic of :data:`STATISTICS` from one PR curve."""
 
-    def compute(rows: pd.DataFrame) -> np.ndarray:
-        curve = precision_recall(rows)
+    def compute(curve: PrecisionRecall) -> np.ndarray:
         argmax = at_threshold(curve, argmax_threshold)
         matched = at_precision(curve, precision)
         return np.array([
@@ -116,7 +116,7 @@ def detection_table(
             point = at_precision(curve, precision)
             record = {"config": config, "region": region, "stratum": stratum, "n_cases": n_cases,
                       "n_lesions": curve.n_lesions}
-            values, lows, highs = bootstrap_ci(subset, statistics, n_resamples=n_resamples, seed=seed)
+            values, lows, highs = curve_bootstrap_ci(subset, statistics, n_resamples=n_resamples, seed=seed)
             for name, value, low, high in zip(STATISTICS, values, lows, highs):
                 record.update({name: float(value), f"{name}_low": float(low), f"{name}_high": float(high)})
             record["matched_threshold"] = point.threshold if point is not None else float("nan")
@@ -150,7 +150,7 @@ def paired_differences(
         for config, other in part[part["config"] != baseline].groupby("config", sort=False):
             if set(other["case_id"]) != set(base["case_id"]):
                 continue
-            result = paired_bootstrap(other, base, statistics, n_resamples=n_resamples, seed=seed)
+            result = paired_curve_bootstrap(other, base, statistics, n_resamples=n_resamples, seed=seed)
             for k, name in enumerate(STATISTICS):
                 records.append({
                     "config": config, "region": region, "statistic": name,

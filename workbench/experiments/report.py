@@ -799,7 +799,8 @@ def _scalar(value: Any) -> Any:
 def _config_labels(results: pd.DataFrame, keys: list[str]) -> pd.Series:
     if not keys or not len(results):
         return pd.Series("all", index=results.index, dtype=object)
-    return results[keys].astype(str).agg(lambda row: " ".join(f"{k}={v}" for k, v in zip(keys, row)), axis=1)
+    parts = [f"{key}=" + results[key].map(str).astype(str) for key in keys]
+    return parts[0].str.cat(parts[1:], sep=" ") if len(parts) > 1 else parts[0]
 
 
 def _wide(means: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -55,6 +55,8 @@ _KNOWN_FIELDS = ("name", "notebook", "out", "kernel", "grid", "exclude", "fixed"
 _RESERVED = ("out_dir",)
 _SHORT = {"alpha": "a", "beta": "b", "seed": "s", "fold": "f"}
 _TICK_S = 5.0
+_IOPUB_TIMEOUT_S = 120
+"""Seconds a notebook cell may take to deliver its last output after it finished (nbclient's ``iopub_timeout``)."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -451,6 +453,9 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
             log_output=False,
             # the kernel's start-up warnings (plain-TCP transport on localhost) flooded the console, once per run
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # nbclient waits 4 s for a cell's last output by default; a plotly cell on cores busy with
+            # another run's training took longer, and papermill turns that wait into a failed run
+            iopub_timeout=_IOPUB_TIMEOUT_S,
         )
     except Exception as exc:  # a failed run is recorded; the sweep goes on
         error, tb = _describe(exc)

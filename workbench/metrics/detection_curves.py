@@ -44,7 +44,8 @@ large component at low thresholds (no match there), yet still has its argmax det
 ``t = 0.5``: the curve keeps them, which one set of candidates taken at a low floor could not.
 :func:`bootstrap_ci` and :func:`paired_bootstrap` give confidence intervals over cases
 (``case_id`` groups, each keeping all its thresholds' rows) and a paired comparison of two models
-on the same cases.
+on the same cases; :func:`curve_bootstrap_ci` and :func:`paired_curve_bootstrap` do the same for a
+statistic of the PR curve, summing each resample's curve from per-case counts (no row copies).
 
 Rows without a ``threshold`` column (the format before the threshold grid: one fixed set of
 candidates per case, a row per lesion and unmatched candidate) are still read by
@@ -81,11 +82,13 @@ __all__ = [
     "best_f1",
     "bootstrap_ci",
     "bootstrap_mean_ci",
+    "curve_bootstrap_ci",
     "froc",
     "lesion_candidates",
     "lesion_rows",
     "operating_points",
     "paired_bootstrap",
+    "paired_curve_bootstrap",
     "precision_recall",
     "region_rows",
     "volume_bias",
@@ -346,6 +349,10 @@ def precision_recall(rows: pd.DataFrame, n_cases: int | None = None) -> Precisio
         thresholds, tp, fp, n_lesions = _threshold_counts(rows["threshold"].to_numpy(dtype=np.float64), is_lesion, confidence)
     else:
         thresholds, tp, fp, n_lesions = _confidence_counts(is_lesion, confidence)
+    return _curve(thresholds, tp, fp, n_lesions, n_cases)
+
+
+def _curve(thresholds: np.ndarray, tp: np.ndarray, fp: np.ndarray, n_lesions: int, n_cases: int) -> PrecisionRecall:
     precision = tp / np.maximum(tp + fp, 1)
     recall = tp / n_lesions if n_lesions else np.full(tp.shape, np.nan)
     return PrecisionRecall(thresholds, tp, fp, precision, recall, n_lesions, n_cases, _average_precision(precision, recall, n_lesions))
@@ -353,19 +360,37 @@ def precision_recall(rows: pd.DataFrame, n_cases: int | None = None) -> Precisio
 
 def _threshold_counts(threshold: np.ndarray, is_lesion: np.ndarray, confidence: np.ndarray) -> tuple:
     """``(thresholds descending, tp, fp, n_lesions)`` of rows in threshold blocks."""
-    if threshold.size == 0:
-        return np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    thresholds, counts = _block_counts(np.zeros(threshold.size, dtype=np.int64), 1, threshold, is_lesion, confidence)
+    return _summed_counts(thresholds, counts[0])
+
+
+def _block_counts(
+    case: np.ndarray, n_cases: int, threshold: np.ndarray, is_lesion: np.ndarray, confidence: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(thresholds descending (K,), counts (n_cases, K, 4) int64)``: per case (``case`` codes
+    ``0 .. n_cases - 1``) and threshold, the rows, lesion rows, detected lesions and false positives."""
     values, block = np.unique(-threshold, return_inverse=True)  # descending thresholds
-    lesions = np.bincount(block, weights=is_lesion, minlength=values.size).astype(np.int64)
-    tp = np.bincount(block, weights=is_lesion * (confidence > 0), minlength=values.size).astype(np.int64)
-    fp = np.bincount(block, weights=1 - is_lesion, minlength=values.size).astype(np.int64)
+    cell = case * values.size + block.reshape(-1)
+    size = n_cases * values.size
+    counts = np.stack([
+        np.bincount(cell, weights=weights, minlength=size)
+        for weights in (np.ones(cell.size), is_lesion, is_lesion * (confidence > 0), 1 - is_lesion)
+    ], axis=-1)
+    return -values, counts.astype(np.int64).reshape(n_cases, values.size, 4)
+
+
+def _summed_counts(thresholds: np.ndarray, counts: np.ndarray) -> tuple:
+    """``(thresholds, tp, fp, n_lesions)`` at the thresholds that hold rows, from ``counts`` (K, 4)
+    of :func:`_block_counts` summed over cases."""
+    present = counts[:, 0] > 0
+    thresholds, (_, lesions, tp, fp) = thresholds[present], counts[present].T
     # A threshold where no row exists has no lesion and no candidate; any other holds every lesion.
     if lesions.size and (lesions != lesions.max()).any():
         raise ValueError(
             "Expected every threshold to hold the same lesions (rows made with one threshold grid), "
-            f"but got {dict(zip((-values).tolist(), lesions.tolist()))} lesion rows per threshold."
+            f"but got {dict(zip(thresholds.tolist(), lesions.tolist()))} lesion rows per threshold."
         )
-    return -values, tp, fp, int(lesions.max())
+    return thresholds, tp, fp, int(lesions.max()) if lesions.size else 0
 
 
 def _confidence_counts(is_lesion: np.ndarray, confidence: np.ndarray) -> tuple:
@@ -517,7 +542,93 @@ def paired_bootstrap(
         pick = rng.integers(0, len(groups_a), len(groups_a))
         diffs.append(np.asarray(statistic(_resample(rows_a, groups_a, pick)), dtype=np.float64)
                      - np.asarray(statistic(_resample(rows_b, groups_b, pick)), dtype=np.float64))
-    diffs = np.asarray(diffs)
+    return _paired_summary(difference, np.asarray(diffs), level)
+
+
+def curve_bootstrap_ci(
+    rows: pd.DataFrame,
+    statistic: Callable[[PrecisionRecall], np.ndarray],
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`bootstrap_ci` of a statistic of the :func:`precision_recall` curve of threshold-grid rows, fast.
+
+    The same resamples as :func:`bootstrap_ci` with ``statistic(precision_recall(rows))`` (equal
+    results for one ``seed``), but each resampled curve is summed from per-case counts instead of
+    rebuilt from copied rows. ``statistic`` maps a curve to an array. Rows without a ``threshold``
+    column (detection maps) take :func:`bootstrap_ci`'s way.
+    """
+    if "threshold" not in rows:
+        return bootstrap_ci(rows, lambda part: statistic(precision_recall(part)), n_resamples=n_resamples, level=level, seed=seed)
+    case_ids, thresholds, counts = _case_counts(rows)
+    n = case_ids.size
+    rng = np.random.default_rng(seed)
+    estimate = np.asarray(statistic(_resampled_curve(thresholds, counts, np.arange(n))), dtype=np.float64)
+    values = np.array(
+        [statistic(_resampled_curve(thresholds, counts, rng.integers(0, n, n))) for _ in range(n_resamples)],
+        dtype=np.float64,
+    )
+    low, high = _quantiles(values, level)
+    return estimate, low, high
+
+
+def paired_curve_bootstrap(
+    rows_a: pd.DataFrame,
+    rows_b: pd.DataFrame,
+    statistic: Callable[[PrecisionRecall], np.ndarray],
+    *,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """:func:`paired_bootstrap` of a statistic of the :func:`precision_recall` curve, fast (as
+    :func:`curve_bootstrap_ci`: the same resamples and results, curves summed from per-case counts;
+    rows without a ``threshold`` column take :func:`paired_bootstrap`'s way).
+
+    Raises
+    ------
+    ValueError
+        If the two row sets do not hold the same cases.
+    """
+    if "threshold" not in rows_a or "threshold" not in rows_b:
+        return paired_bootstrap(
+            rows_a, rows_b, lambda part: statistic(precision_recall(part)), n_resamples=n_resamples, level=level, seed=seed
+        )
+    (cases_a, thresholds_a, counts_a), (cases_b, thresholds_b, counts_b) = _case_counts(rows_a), _case_counts(rows_b)
+    if cases_a.tolist() != cases_b.tolist():
+        raise ValueError("Expected both models' rows to hold the same cases (a paired comparison).")
+    n = cases_a.size
+    rng = np.random.default_rng(seed)
+
+    def difference(pick: np.ndarray) -> np.ndarray:
+        return (np.asarray(statistic(_resampled_curve(thresholds_a, counts_a, pick)), dtype=np.float64)
+                - np.asarray(statistic(_resampled_curve(thresholds_b, counts_b, pick)), dtype=np.float64))
+
+    observed = difference(np.arange(n))
+    diffs = np.array([difference(rng.integers(0, n, n)) for _ in range(n_resamples)])
+    return _paired_summary(observed, diffs, level)
+
+
+def _case_counts(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(case ids sorted, thresholds descending, counts (cases, K, 4))`` of threshold-grid rows (:func:`_block_counts`)."""
+    codes, cases = pd.factorize(rows["case_id"], sort=True)
+    thresholds, counts = _block_counts(
+        codes.astype(np.int64), len(cases), rows["threshold"].to_numpy(dtype=np.float64),
+        rows["is_lesion"].to_numpy(dtype=np.int64), rows["confidence"].to_numpy(dtype=np.float64),
+    )
+    return np.asarray(cases), thresholds, counts
+
+
+def _resampled_curve(thresholds: np.ndarray, counts: np.ndarray, pick: np.ndarray) -> PrecisionRecall:
+    """The curve of the picked cases (with repeats; each draw counts as a case)."""
+    weights = np.bincount(pick, minlength=counts.shape[0])
+    return _curve(*_summed_counts(thresholds, np.tensordot(weights, counts, axes=1)), pick.size)
+
+
+def _paired_summary(difference: np.ndarray, diffs: np.ndarray, level: float) -> dict:
+    """:func:`paired_bootstrap`'s result from the observed difference and the resampled ones (first axis)."""
     low, high = _quantiles(diffs, level)
     with np.errstate(invalid="ignore"):
         finite = np.isfinite(diffs)
