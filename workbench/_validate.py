@@ -25,8 +25,10 @@ __all__ = [
     "check_choice",
     "check_connectivity",
     "check_finite",
+    "check_numbers",
     "check_positive_int",
     "check_spacing",
+    "check_spacing_option",
     "check_thresholds",
     "expected",
 ]
@@ -182,6 +184,78 @@ def check_spacing(spacing: Any, ndim: int) -> tuple[float, ...]:
     if values.size != ndim or not np.all(np.isfinite(values) & (values > 0)):
         raise ValueError(expected("spacing", what, tuple(values.tolist()) if np.ndim(spacing) else spacing))
     return tuple(float(s) for s in values)
+
+
+def check_spacing_option(spacing: Any) -> tuple[float, ...] | None:
+    """A ``spacing`` option given before the data: None, or 2 or 3 positive, finite voxel sizes.
+
+    Losses take ``spacing`` at construction, when the number of spatial axes is not yet known;
+    :func:`check_spacing` checks it against the data later.
+
+    Parameters
+    ----------
+    spacing : sequence of float, ndarray, or None
+        One voxel size in mm per spatial axis; None: 1 mm each once the data is known. A single
+        number is refused (not broadcast to every axis: anisotropic data would then be wrong
+        without a word), and so are strings and booleans.
+
+    Returns
+    -------
+    tuple of float or None
+
+    Raises
+    ------
+    ValueError
+        ``Expected `spacing` to be None or 2 or 3 positive, finite voxel sizes in mm (one per
+        spatial axis), but got 1.0.``
+
+    Examples
+    --------
+    >>> check_spacing_option([1, 1, 2.5]), check_spacing_option(None)
+    ((1.0, 1.0, 2.5), None)
+    """
+    if spacing is None:
+        return None
+    values = _numbers(spacing)
+    if values is None or np.ndim(spacing) != 1 or values.size not in CONNECTIVITIES:
+        what = "None or 2 or 3 positive, finite voxel sizes in mm (one per spatial axis)"
+        raise ValueError(expected("spacing", what, spacing))
+    return check_spacing(values, values.size)
+
+
+def check_numbers(argument: str, value: Any, size: int, what: str) -> tuple[float, ...]:
+    """``value`` as a tuple of ``size`` real numbers (any array shape, read in flat order).
+
+    Parameters
+    ----------
+    argument : str
+        Name of the argument, for the message.
+    value : sequence of float or ndarray
+        Strings (``"12"`` is not ``(1, 2)``), booleans and single numbers are refused.
+    size : int
+        How many numbers.
+    what : str
+        The expectation the message states, e.g. ``"a pair (w_min, w_max) of numbers"``.
+
+    Returns
+    -------
+    tuple of float
+        Range checks (finite, ordered, ...) are the caller's.
+
+    Raises
+    ------
+    ValueError
+        ``Expected `clip` to be a pair (w_min, w_max) of numbers, but got -1.``
+
+    Examples
+    --------
+    >>> check_numbers("clip", [1, 2e5], 2, "a pair (w_min, w_max) of numbers")
+    (1.0, 200000.0)
+    """
+    values = _numbers(value)
+    if values is None or np.ndim(value) == 0 or values.size != size:
+        raise ValueError(expected(argument, what, value))
+    return tuple(float(v) for v in values)
 
 
 def check_thresholds(

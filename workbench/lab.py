@@ -6,6 +6,10 @@ own ``python3`` kernelspec for ``sys.executable`` into a temporary folder put fi
 ``JUPYTER_PATH``: the notebooks always run where the package is installed. Its kernels start in
 the *project directory* (where ``workbench lab`` was started, by default), so relative paths in a
 notebook — ``runs/demo/...`` — mean what they mean on the command line and under papermill.
+
+The server runs in a session of its own (Ctrl-C in the terminal reaches only ``workbench lab``,
+which stops it) and ends with the process that started it, even one killed with SIGKILL
+(:func:`workbench._process.die_with_parent`): no server is left listening with a valid token.
 """
 
 from __future__ import annotations
@@ -27,9 +31,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["KERNEL_DISPLAY_NAME", "Lab", "default_notebooks_dir", "free_port", "running_lab", "start_lab", "write_kernelspec"]
+from workbench._process import die_with_parent
+
+__all__ = [
+    "KERNEL_DISPLAY_NAME",
+    "Lab",
+    "check_port",
+    "default_notebooks_dir",
+    "free_port",
+    "running_lab",
+    "start_lab",
+    "write_kernelspec",
+]
 
 KERNEL_DISPLAY_NAME = "Python 3 (workbench)"
+
+# `python -m jupyterlab` that ends on SIGTERM (a clean shutdown, kernels included) when its parent dies
+_SERVE = (
+    "import sys; from workbench.lab import _serve_until_parent_dies; "
+    "_serve_until_parent_dies(int(sys.argv.pop(1)))"
+)
 
 
 @dataclass
@@ -136,7 +157,7 @@ def start_lab(
     project_dir : Path, optional
         Where kernels start; default the current directory.
     port : int, optional
-        Default: a free port. The server listens on 127.0.0.1 only.
+        Default: a free port. The server listens on 127.0.0.1 only; a given port must be free.
     token : str, optional
         Default: a random one.
     open_browser : bool
@@ -154,6 +175,10 @@ def start_lab(
     ------
     FileNotFoundError
         When ``root_dir`` is not a folder.
+    ValueError
+        When ``port`` is not an integer from 1 to 65535.
+    OSError
+        When ``port`` is in use (or needs privileges); the message names it.
     RuntimeError
         When the server exits or does not answer within ``timeout``.
     """
@@ -161,14 +186,14 @@ def start_lab(
     if not root_dir.is_dir():
         raise FileNotFoundError(f"No such notebooks folder: {root_dir}")
     project_dir = Path(project_dir).resolve() if project_dir is not None else Path.cwd()
-    port = free_port() if port is None else int(port)
+    port = free_port() if port is None else check_port(port)
     token = secrets.token_hex(24) if token is None else token
     kernel_dir = Path(tempfile.mkdtemp(prefix="workbench-lab-"))
     write_kernelspec(kernel_dir, project_dir)
     server_env = {**os.environ, **(env or {})}
     server_env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernel_dir), server_env.get("JUPYTER_PATH")]))
     command = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-c", _SERVE, str(os.getpid()),
         f"--ServerApp.root_dir={root_dir}", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
         f"--ServerApp.open_browser={open_browser}",
@@ -185,6 +210,38 @@ def start_lab(
         lab.stop()
         raise
     return lab
+
+
+def check_port(port: int) -> int:
+    """``port`` if JupyterLab can listen on it at 127.0.0.1 now; else an error naming it.
+
+    Raises
+    ------
+    ValueError
+        ``port`` is not an integer from 1 to 65535 (JupyterLab would silently take another).
+    OSError
+        Something listens on it already, or it needs privileges.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"Expected the port (--port) to be an integer from 1 to 65535, but got {port!r}.")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise OSError(
+                f"Port {port} on 127.0.0.1 cannot be used ({error.strerror}); choose another --port, or leave "
+                "--port out for a free one."
+            ) from None
+    return port
+
+
+def _serve_until_parent_dies(parent_pid: int) -> None:
+    """Run JupyterLab (``sys.argv[1:]`` its options) in this process; it gets SIGTERM when ``parent_pid`` dies."""
+    die_with_parent(parent_pid)
+    from jupyterlab.labapp import main
+
+    sys.exit(main())
 
 
 @contextmanager

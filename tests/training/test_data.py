@@ -273,7 +273,8 @@ def test_case_smaller_than_the_patch_is_padded():
     label[3:6, 4:8, 5:9] = 3
     image = np.ones((2, 10, 12, 14), dtype=np.float32)
     case = CaseArrays("small", image, label, (1.0, 1.0, 2.0), np.eye(4))
-    data = dataset([case], samples=4, flips=False, intensity=False)
+    with pytest.warns(UserWarning, match="zero-padded"):
+        data = dataset([case], samples=4, flips=False, intensity=False)
     for i in range(len(data)):
         sample = data[i]
         assert sample["image"].shape == (2, *PATCH) and sample["target"].shape == PATCH

@@ -67,13 +67,16 @@ def add_phantoms(commands: argparse._SubParsersAction) -> None:
     phantoms.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
     phantoms.add_argument("--shape", type=int, nargs=3, default=(96, 96, 96), metavar=("Z", "Y", "X"))
     phantoms.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"), help="mm per voxel")
+    phantoms.add_argument("--overwrite", action="store_true", help="regenerate into an OUT folder that is not empty")
     phantoms.set_defaults(run=run_phantoms)
 
 
 def run_phantoms(args: argparse.Namespace) -> int:
     from workbench.data.cohort import make_cohort
 
-    path = make_cohort(args.n, args.seed, args.out, shape=tuple(args.shape), spacing=args.spacing)
+    path = make_cohort(
+        args.n, args.seed, args.out, shape=tuple(args.shape), spacing=args.spacing, overwrite=args.overwrite
+    )
     print(f"wrote {args.n} cases and {path}")
     return 0
 
@@ -86,13 +89,13 @@ def add_manifest(commands: argparse._SubParsersAction) -> None:
         "brats-mets",
         help="BraTS-METS 2025 layout",
         description="Scan ROOT/BraTS-MET-XXXXX-XXX/BraTS-MET-XXXXX-XXX-{t1n,t1c,t2w,t2f,seg}.nii.gz and "
-        "write a manifest; every file is checked.",
+        "write a manifest; every file's header is checked, and every label map's values against the schema.",
     )
     brats.add_argument("root", type=Path, help="folder holding the case folders")
     brats.add_argument("-o", "--out", type=Path, required=True, help="manifest file to write (.yaml)")
     brats.add_argument("--name", default="brats_mets_2025", help="dataset name")
     brats.add_argument("--split", default=None, help="split name given to every case (e.g. train)")
-    brats.add_argument("--no-validate", action="store_true", help="skip reading every file's header")
+    brats.add_argument("--no-validate", action="store_true", help="skip reading every file's header and label values")
     brats.set_defaults(run=run_manifest_brats)
 
 
@@ -102,7 +105,7 @@ def run_manifest_brats(args: argparse.Namespace) -> int:
 
     manifest = scan_brats_mets(args.root, name=args.name, split=args.split)
     if not args.no_validate:
-        validate_files(manifest, check_labels=False)
+        validate_files(manifest)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, args.out)
     labelled = sum(case.label is not None for case in manifest.cases)
@@ -162,12 +165,13 @@ def add_perturb(commands: argparse._SubParsersAction) -> None:
     perturb.add_argument("--ref", type=Path, required=True, help="reference manifest (.yaml)")
     perturb.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     perturb.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    perturb.add_argument("--overwrite", action="store_true", help="write into an OUT folder that is not empty")
     perturb.set_defaults(run=run_perturb)
 
 
 def run_perturb(args: argparse.Namespace) -> int:
     from workbench.data.perturb import write_perturbed_predictions
 
-    out = write_perturbed_predictions(args.ref, args.out, seed=args.seed)
+    out = write_perturbed_predictions(args.ref, args.out, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote perturbed predictions to {out}")
     return 0

@@ -50,6 +50,11 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=_available_cores(), help="worker processes (default: the usable CPU cores)"
     )
     evaluate.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an earlier result in OUT (its tables, of either kind, are removed first); without it a "
+        "non-empty OUT is refused",
+    )
+    evaluate.add_argument(
         "--preset", default=None,
         help="score as a challenge does instead (brats_mets_2025, brats_gli_2025, brats_ped_2025, brats_menrt_2025, "
         "brats_menpre_2025, brats_goat_2025): the official brats-evaluation rules and leaderboard columns; writes "
@@ -68,7 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     result = run_evaluation(
         args.pred, args.ref, args.out, schema=args.schema, regions=args.regions, thresholds=args.thresholds,
-        connectivity=args.connectivity, workers=args.workers, split=args.split,
+        connectivity=args.connectivity, workers=args.workers, split=args.split, overwrite=args.overwrite,
     )
     print(f"evaluated {len(result.seconds)} cases; tables and run.json in {args.out}")
     print()
@@ -92,7 +97,9 @@ def _run_preset(args: argparse.Namespace) -> int:
     if fixed:
         raise ValueError(f"--preset fixes the regions, matching and connectivity; drop {', '.join(fixed)}.")
     preset = get_preset(args.preset)
-    result = run_scoring(args.pred, args.ref, args.out, preset=preset, split=args.split, workers=args.workers)
+    result = run_scoring(
+        args.pred, args.ref, args.out, preset=preset, split=args.split, workers=args.workers, overwrite=args.overwrite
+    )
     print(f"scored {len(result.seconds)} cases with {preset.name} (brats-evaluation config {preset.config!r}, "
           f"{preset.parser} parser); tables, leaderboard.csv and run.json in {args.out}")
     print()

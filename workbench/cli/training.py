@@ -52,6 +52,7 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--split", default=None, help="only the cases of this split (default: all)")
     predict.add_argument("--cases", nargs="+", default=None, help="only these case ids")
     predict.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
+    predict.add_argument("--overwrite", action="store_true", help="write into an OUT folder that is not empty")
     predict.set_defaults(run=run_predict)
 
 
@@ -60,7 +61,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     try:
         written = predict_manifest(
-            args.run_dir, args.manifest, args.out, case_ids=args.cases, split=args.split, device=args.device
+            args.run_dir, args.manifest, args.out, case_ids=args.cases, split=args.split, device=args.device,
+            overwrite=args.overwrite,
         )
     except KeyError as error:  # unknown case id or split: the message names it
         raise ValueError(error.args[0]) from None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-__all__ = ["add_audit", "add_lab", "run_audit", "run_lab"]
+from workbench.cli import CommandError
+
+__all__ = ["add_audit", "add_lab", "check_display", "run_audit", "run_lab"]
 
 
 def add_audit(commands: argparse._SubParsersAction) -> None:
@@ -39,6 +42,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
     from workbench.viz.sources import files_source, run_source
 
+    check_display()
     if (args.run_dir is None) == (args.image is None):
         raise ValueError("give either a RUN_DIR or --image (with --label), not both")
     if args.image is not None:
@@ -66,6 +70,23 @@ def run_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_display() -> None:
+    """Raise :class:`CommandError` when Qt would find no display to open napari on (Qt aborts the process then).
+
+    On Linux Qt needs ``$DISPLAY`` (X11) or ``$WAYLAND_DISPLAY``, unless ``$QT_QPA_PLATFORM`` names a
+    platform that needs none (``offscreen``, ``minimal``, ``vnc``, ...). macOS and Windows always have one.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or platform not in ("", "xcb", "wayland"):
+        return
+    raise CommandError(
+        "no display to open napari on ($DISPLAY and $WAYLAND_DISPLAY are unset). Run it in a desktop session, "
+        "under a virtual display (xvfb-run workbench audit ...), or with --screenshot and QT_QPA_PLATFORM=offscreen."
+    )
+
+
 def add_lab(commands: argparse._SubParsersAction) -> None:
     lab = commands.add_parser(
         "lab",
@@ -82,7 +103,9 @@ def add_lab(commands: argparse._SubParsersAction) -> None:
 
 
 def run_lab(args: argparse.Namespace) -> int:
-    """Serve JupyterLab until Ctrl-C, then stop it and its kernels."""
+    """Serve JupyterLab until Ctrl-C (exit 0) or SIGTERM (exit 143 through :func:`workbench.cli.main`),
+    then stop it and its kernels."""
+    from workbench._process import Terminated
     from workbench.lab import start_lab
 
     print("Starting JupyterLab ...", flush=True)
@@ -92,6 +115,8 @@ def run_lab(args: argparse.Namespace) -> int:
           f"or the lab: {lab.url}\nCtrl-C stops it.", flush=True)
     try:
         lab.process.wait()
+    except Terminated:
+        raise
     except KeyboardInterrupt:
         print("Stopping JupyterLab ...", file=sys.stderr)
     finally:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from workbench._paths import refuse_existing
 from workbench.data.manifest import GENERATORS, CaseEntry, Manifest, write_manifest
 from workbench.data.nifti import save_nifti
 from workbench.data.phantoms import GENERATOR_VERSION, MODALITIES, make_case
@@ -141,8 +142,17 @@ def write_cohort(manifest: Manifest) -> None:
         for i, case in enumerate(manifest.cases)
         if not all(p.is_file() for p in (*case.images.values(), case.label))
     ]
+    _write_cases(manifest, missing)
+
+
+GENERATORS["phantoms"] = write_cohort
+
+
+def _write_cases(manifest: Manifest, cases: list[tuple[int, CaseEntry]]) -> None:
+    """Generate and write the files of ``cases`` (``(index, entry)`` pairs) of a phantom cohort's manifest."""
+    options = dict(manifest.generator)
     spacing = None if options.get("spacing") is None else tuple(options["spacing"])
-    for i, case in tqdm(missing, desc=f"generating {manifest.name}", unit="case", disable=None):
+    for i, case in tqdm(cases, desc=f"generating {manifest.name}", unit="case", disable=None):
         phantom = make_case(
             case_seed(options["seed"], i), shape=tuple(options["shape"]), spacing=spacing,
             min_lesions=options.get("min_lesions", 1), smallest_mm3=options.get("smallest_mm3"),
@@ -152,9 +162,6 @@ def write_cohort(manifest: Manifest) -> None:
         for channel, modality in zip(phantom.image, MODALITIES):
             save_nifti(case.images[modality], channel, affine)
         save_nifti(case.label, phantom.label, affine)
-
-
-GENERATORS["phantoms"] = write_cohort
 
 
 def make_cohort(
@@ -168,22 +175,37 @@ def make_cohort(
     min_lesions: int = 1,
     smallest_mm3: float | None = None,
     splits: Sequence[int] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``n`` phantom cases as NIfTI files and their manifest into ``out_dir``
-    (parameters: :func:`cohort_manifest`).
+    (other parameters: :func:`cohort_manifest`).
+
+    Parameters
+    ----------
+    out_dir : str or PathLike
+        Created if missing; a relative folder is taken from the current folder.
+    overwrite : bool, default False
+        Write into a folder that is not empty, regenerating every case's files and the manifest
+        (other files there are left as they are).
 
     Returns
     -------
     manifest_path : Path
         ``out_dir/manifest.yaml``; load it with :func:`workbench.data.manifest.load_manifest`.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_dir`` is not empty (an earlier cohort) and ``overwrite`` is off.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(os.path.abspath(out_dir))
+    refuse_existing(out_dir, overwrite=overwrite, what="cohort")
     manifest = cohort_manifest(
         n, seed, out_dir, shape=shape, spacing=spacing, name=name, min_lesions=min_lesions,
         smallest_mm3=smallest_mm3, splits=splits,
     )
-    write_cohort(manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_cases(manifest, list(enumerate(manifest.cases)))
     path = out_dir / "manifest.yaml"
     write_manifest(manifest, path)
     return path

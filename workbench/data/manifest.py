@@ -34,10 +34,12 @@ Top-level keys (no others are allowed):
     :data:`GENERATORS`, the other keys are its options (read from ``manifest.generator``).
     :func:`load_manifest` calls it when files are missing.
 ``cases`` : list of mappings, required, non-empty
-    ``id`` (str, required, unique; quote ids YAML would read as numbers), ``images`` (mapping
+    ``id`` (str, required, unique; quote ids YAML would read as numbers; it names the case's
+    output files, so no path separator, leading dot, surrounding space or empty id), ``images`` (mapping
     modality -> file, required), ``label`` (file, optional: test cases may lack labels),
     ``split`` (str, or an int fold id read as str; optional).
 
+A key given twice in one mapping is an error (YAML would otherwise keep the last value).
 Reading a manifest (:func:`read_manifest`) checks its structure only; :func:`validate_files`
 checks every file it names, from headers (plus label values); :func:`load_manifest` does both
 and runs the generator first when needed. :func:`load_case` loads one case's arrays.
@@ -77,6 +79,8 @@ import yaml
 from tqdm import tqdm
 
 from workbench._io import atomic_write
+from workbench._paths import check_case_id
+from workbench._yaml import load_yaml
 from workbench.data.nifti import NiftiHeader, grid_mismatch, load_image, load_label, read_header
 from workbench.labels import SCHEMAS, LabelSchema, LabelValueError, get_schema
 
@@ -161,7 +165,8 @@ class Manifest:
     Raises
     ------
     ManifestError
-        On construction, if ids repeat or a case's modalities differ from ``modalities``.
+        On construction, if ids repeat or cannot name a file (:func:`workbench._paths.check_case_id`),
+        or a case's modalities differ from ``modalities``.
     """
 
     name: str
@@ -183,6 +188,7 @@ class Manifest:
             problems.append(f"field 'modalities' must list distinct names, got {list(self.modalities)}")
         seen: set[str] = set()
         for case in self.cases:
+            problems.extend(_id_problems(case.id, f"case {case.id!r}"))
             if case.id in seen:
                 problems.append(f"case {case.id!r}, field 'id': duplicate id")
             seen.add(case.id)
@@ -285,15 +291,15 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     FileNotFoundError
         If ``path`` does not exist.
     ManifestError
-        Listing every structural problem: invalid YAML, unknown or missing keys, wrong types,
-        an unknown schema or placeholder, duplicate ids, a case lacking a declared modality or
-        having an undeclared one. Each names the manifest file, the case id and the field.
+        Listing every structural problem: invalid YAML or a key given twice, unknown or missing
+        keys, wrong types, an unknown schema or placeholder, duplicate ids or ids that cannot name
+        a file, a case lacking a declared modality or having an undeclared one. Each names the manifest file, the case id and the field.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest file {path} does not exist.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"), path)
     except yaml.YAMLError as exc:
         raise ManifestError(f"manifest {path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -417,9 +423,11 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
 
     Notes
     -----
+    Relative paths of ``manifest`` (root, case files) are taken relative to the current folder.
     ``root`` is written as ``{cache}/...`` when it lies inside :func:`cache_dir` (and the file
-    does not), else relative to the file's folder when it lies inside it, else absolute. Case
-    files are written relative to ``root`` when they lie inside it.
+    does not), else relative to the file's folder when it lies inside it (the folder
+    :func:`read_manifest` resolves it against), else absolute. Case files are written relative
+    to ``root`` when they lie inside it.
 
     Raises
     ------
@@ -433,15 +441,16 @@ def write_manifest(manifest: Manifest, path: str | os.PathLike[str]) -> None:
             f"Cannot write manifest {manifest.name!r} to {path}: its schema {manifest.schema.name!r} is not "
             f"registered in workbench.labels.SCHEMAS (known: {sorted(SCHEMAS)})."
         )
+    root = Path(os.path.abspath(manifest.root))
     document: dict[str, Any] = {
         "name": manifest.name,
         "schema": manifest.schema.name,
         "modalities": list(manifest.modalities),
-        "root": _root_spec(manifest.root, Path(os.path.abspath(path)).parent),
+        "root": _root_spec(root, Path(os.path.abspath(path)).parent),
     }
     if manifest.generator is not None:
         document["generator"] = _plain(manifest.generator)
-    document["cases"] = [_case_document(case, manifest.root) for case in manifest.cases]
+    document["cases"] = [_case_document(case, root) for case in manifest.cases]
     text = yaml.safe_dump(document, sort_keys=False, default_flow_style=None, allow_unicode=True, width=120)
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -531,6 +540,8 @@ def _parse_case(item: Any, index: int, root: Path, problems: list[str]) -> CaseE
     expected_id = "a string (quote ids that look like numbers)"
     case_id = _field(item, "id", str, expected_id, f"case #{index}", problems, required=True)
     where = f"case {case_id!r}" if case_id is not None else f"case #{index}"
+    if case_id is not None:
+        problems.extend(_id_problems(case_id, f"case #{index}"))
     unknown = [k for k in item if k not in _CASE_KEYS]
     if unknown:
         problems.append(f"{where}: unknown fields {unknown}; allowed: {list(_CASE_KEYS)}")
@@ -547,6 +558,15 @@ def _parse_case(item: Any, index: int, root: Path, problems: list[str]) -> CaseE
         label=None if label is None else _resolve(root, label),
         split=None if split is None else str(split),
     )
+
+
+def _id_problems(case_id: str, where: str) -> list[str]:
+    """``[]`` if ``case_id`` can name a file, else the reason, as one problem of a listing."""
+    try:
+        check_case_id(case_id)
+    except ValueError as exc:
+        return [f"{where}, field 'id': {str(exc).rstrip('.')}"]
+    return []
 
 
 def _resolve_root(spec: str | None, folder: Path, problems: list[str]) -> Path:
@@ -578,7 +598,10 @@ def _root_spec(root: Path, folder: Path) -> str:
 
 
 def _case_document(case: CaseEntry, root: Path) -> dict[str, Any]:
+    """A case as written to a manifest; ``root`` is absolute, relative case files are taken from the current folder."""
+
     def relative(file: Path) -> str:
+        file = Path(os.path.abspath(file))
         return file.relative_to(root).as_posix() if file.is_relative_to(root) else file.as_posix()
 
     document: dict[str, Any] = {"id": case.id, "images": {m: relative(p) for m, p in case.images.items()}}

@@ -32,12 +32,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
-from nibabel.spatialimages import SpatialImage
+from nibabel.spatialimages import HeaderDataError, SpatialImage
 
 from workbench._io import atomic_write
 
 __all__ = [
     "AFFINE_ATOL",
+    "SPACING_RTOL",
     "NiftiHeader",
     "grid_mismatch",
     "load_image",
@@ -48,6 +49,9 @@ __all__ = [
 
 AFFINE_ATOL = 1e-3
 """Largest absolute difference (mm) between two affines that still counts as the same grid."""
+
+SPACING_RTOL = 1e-3
+"""Largest relative difference between a header's voxel sizes (pixdim) and its affine's that still counts as agreeing."""
 
 _LABEL_DTYPES = (np.uint8, np.int16, np.int32)
 _UNSIGNED = (np.uint8, np.uint16, np.uint32, np.uint64)
@@ -66,7 +70,8 @@ class NiftiHeader:
     affine : ndarray of float64, shape (4, 4)
         Voxel index -> world (mm).
     spacing : tuple of float
-        Voxel size in mm per spatial axis, from the header zooms.
+        Voxel size in mm per spatial axis, from the header zooms (pixdim), which agree with the
+        affine's voxel sizes (column norms) within :data:`SPACING_RTOL`.
     """
 
     path: Path
@@ -92,8 +97,16 @@ def read_header(path: str | os.PathLike[str]) -> NiftiHeader:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a readable NIfTI file, holds more than one volume (4D), or has
-        non-positive voxel sizes. The message names the file.
+        If the file is not a readable NIfTI file (also: a data type nibabel cannot read, such as
+        1-bit masks), holds more than one volume (4D) or no voxel at all, or has non-positive
+        voxel sizes or voxel sizes (pixdim) that contradict its affine. The message names the file.
+
+    Notes
+    -----
+    A header whose pixdim differs from the affine's voxel sizes by more than
+    :data:`SPACING_RTOL` is an error rather than a warning: which of the two is right cannot be
+    told from the file, and volumes in mm³ computed from the wrong one are off by the cube of
+    the ratio.
     """
     return _open(path)[1]
 
@@ -235,7 +248,7 @@ def save_nifti(
     path : str or PathLike
         Destination ending in ``.nii`` or ``.nii.gz``; its folder must exist.
     array : ndarray, shape (*S)
-        2D or 3D. Integer or bool arrays are label maps, stored as the first of uint8, int16,
+        2D or 3D. Integer arrays are label maps, stored as the first of uint8, int16,
         int32 that holds their values, without scaling (scl_slope unset), so they load back
         exactly. Float arrays are stored as float32. To save a multi-channel image (C, *S),
         write one file per channel.
@@ -253,7 +266,8 @@ def save_nifti(
         integers beyond int32, ``affine`` is not a finite 4×4 matrix, or ``spacing`` disagrees
         with ``affine``.
     TypeError
-        If ``array`` is neither bool, integer nor floating point.
+        If ``array`` is bool (a mask has no label value: which label it stands for is the
+        caller's choice, e.g. ``mask.astype(np.uint8) * value``), or neither integer nor floating point.
 
     Notes
     -----
@@ -286,7 +300,7 @@ def _open(path: str | os.PathLike[str]) -> tuple[SpatialImage, NiftiHeader]:
         raise FileNotFoundError(f"NIfTI file {path} does not exist.")
     try:
         img = nib.load(path)
-    except (ImageFileError, OSError, EOFError, zlib.error) as exc:
+    except (ImageFileError, HeaderDataError, OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"Cannot read NIfTI file {path}: {exc}") from exc
     shape = tuple(int(s) for s in img.shape)
     while len(shape) > 3 and shape[-1] == 1:
@@ -296,6 +310,8 @@ def _open(path: str | os.PathLike[str]) -> tuple[SpatialImage, NiftiHeader]:
             f"{path}: expected one 2D or 3D volume per file, got shape {tuple(img.shape)}; "
             "split 4D files into one file per modality."
         )
+    if 0 in shape:
+        raise ValueError(f"{path}: the volume holds no voxels (shape {shape}).")
     zooms = img.header.get_zooms()[: len(shape)]
     if not all(z > 0 for z in zooms):
         raise ValueError(f"{path}: header voxel sizes {tuple(float(z) for z in zooms)} must be positive.")
@@ -303,7 +319,20 @@ def _open(path: str | os.PathLike[str]) -> tuple[SpatialImage, NiftiHeader]:
     # value that was written (0.9, not 0.8999999761581421).
     spacing = tuple(float(np.format_float_positional(np.float32(z), unique=True)) for z in zooms)
     affine = np.asarray(img.affine, dtype=np.float64)
+    _check_spacing(path, spacing, affine)
     return img, NiftiHeader(path=path, shape=shape, affine=affine, spacing=spacing)
+
+
+def _check_spacing(path: Path, spacing: tuple[float, ...], affine: np.ndarray) -> None:
+    """Raise if the header's voxel sizes (pixdim) and the affine's (column norms) disagree."""
+    from_affine = np.linalg.norm(affine[:3, : len(spacing)], axis=0)
+    if not np.allclose(spacing, from_affine, rtol=SPACING_RTOL, atol=0):
+        affine_sizes = tuple(round(float(v), 6) for v in from_affine)
+        raise ValueError(
+            f"{path}: the header's voxel sizes (pixdim) {spacing} mm contradict its affine's voxel sizes "
+            f"{affine_sizes} mm, so volumes in mm³ are ambiguous; fix the header so both agree "
+            "(e.g. with nibabel: img.header.set_zooms(...) or img.set_sform(...))."
+        )
 
 
 def _read_voxels(img: SpatialImage, header: NiftiHeader, *, dtype: type | None) -> np.ndarray:
@@ -316,7 +345,10 @@ def _read_voxels(img: SpatialImage, header: NiftiHeader, *, dtype: type | None) 
 
 def _on_disk(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.bool_:
-        return array.astype(np.uint8)
+        raise TypeError(
+            f"`array` for {path} is a boolean mask, not a label map; give it the label value it stands for, "
+            "e.g. mask.astype(np.uint8) * value."
+        )
     if np.issubdtype(array.dtype, np.integer):
         low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
         for dtype in _LABEL_DTYPES:
@@ -328,7 +360,7 @@ def _on_disk(array: np.ndarray, path: Path) -> np.ndarray:
         if n_bad:
             raise ValueError(f"`array` for {path} holds {n_bad} non-finite values (NaN or inf).")
         return array.astype(np.float32)
-    raise TypeError(f"Expected `array` to be bool, integer or floating point, but got dtype {array.dtype}.")
+    raise TypeError(f"Expected `array` to be integer or floating point, but got dtype {array.dtype}.")
 
 
 def _checked_affine(

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from workbench._paths import case_file_name, inside, refuse_existing
 from workbench.data.manifest import Manifest, load_manifest
 from workbench.data.nifti import load_label, save_nifti
 from workbench.labels import LabelSchema, get_schema
@@ -165,6 +166,7 @@ def write_perturbed_predictions(
     *,
     seed: int,
     perturbation: Perturbation = Perturbation(),
+    overwrite: bool = False,
 ) -> Path:
     """Write a perturbed prediction ``<out_dir>/<case_id>.nii.gz`` for every labelled case.
 
@@ -178,25 +180,37 @@ def write_perturbed_predictions(
     seed : int
         Case ``i`` (in manifest order) uses a seed derived from ``(seed, i)``.
     perturbation : Perturbation
+    overwrite : bool, default False
+        Write into a folder that is not empty (files of the same cases are replaced, others kept).
 
     Returns
     -------
     out_dir : Path
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_dir`` is not empty (earlier predictions) and ``overwrite`` is off.
+    ValueError
+        If a case id cannot name a file or its file would lie outside ``out_dir`` (checked for
+        every case before anything is written).
 
     Notes
     -----
     Each file has the reference label's affine, so the grid check of the evaluation passes.
     Cases without a label are skipped.
     """
-    manifest = reference if isinstance(reference, Manifest) else load_manifest(reference, validate=False)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    refuse_existing(out_dir, overwrite=overwrite, what="set of predictions")
+    manifest = reference if isinstance(reference, Manifest) else load_manifest(reference, validate=False)
     labelled = [(i, case) for i, case in enumerate(manifest.cases) if case.label is not None]
-    for i, case in tqdm(labelled, desc="perturbing", unit="case", disable=None):
+    targets = [inside(out_dir, out_dir / case_file_name(case.id)) for _, case in labelled]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for (i, case), target in tqdm(list(zip(labelled, targets)), desc="perturbing", unit="case", disable=None):
         label, affine, _ = load_label(case.label)
         case_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         pred = perturb_labels(label, seed=case_seed, schema=manifest.schema, perturbation=perturbation)
-        save_nifti(out_dir / f"{case.id}.nii.gz", pred, affine)
+        save_nifti(target, pred, affine)
     return out_dir
 
 

@@ -25,6 +25,13 @@ the fixed parameters and ``out_dir=<run-dir>``, in the run folder. The notebook 
 again skips the done runs and redoes every other one, so killing a sweep loses no finished run.
 A run that raises (or ends without a complete ``run.json``) gets a ``run.json`` written by the
 runner with ``"status": "failed"``, the error and the traceback; the other runs go on.
+
+Before anything runs, every ``grid`` and ``fixed`` key must be a parameter of the notebook (a
+value for any other name would be ignored, and the run reported complete with the default). One
+sweep at a time holds a sweep folder (its ``sweep.lock``: pid, host, start time); a second one
+refuses to start, naming the holder. Ctrl-C or SIGTERM cancels the queued runs, ends the running
+ones (their pool workers and notebook kernels), marks them ``interrupted`` in their ``run.json``
+and in ``sweep.json``, and re-raises; started again, the sweep redoes them.
 """
 
 from __future__ import annotations
@@ -32,23 +39,52 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import itertools
+import json
 import os
 import re
+import signal
+import socket
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from workbench.runs.record import PROGRESS_LOG, is_complete, package_versions, read_run, record_failure, utc_now, write_json
+from workbench._process import child_pids, pid_alive, pool_worker_init, sigterm_raises
+from workbench._yaml import load_yaml
+from workbench.runs.record import (
+    PROGRESS_LOG,
+    RUN_JSON,
+    is_complete,
+    mark_interrupted,
+    package_versions,
+    read_run,
+    record_failure,
+    utc_now,
+    write_json,
+)
 
-__all__ = ["RunSpec", "SweepResult", "SweepSpec", "load_sweep", "run_sweep", "threads_per_run"]
+__all__ = [
+    "LOCK_FILE",
+    "RunSpec",
+    "SweepLockedError",
+    "SweepResult",
+    "SweepSpec",
+    "check_parameters",
+    "load_sweep",
+    "run_sweep",
+    "threads_per_run",
+]
+
+LOCK_FILE = "sweep.lock"
+"""Held in the sweep folder while a sweep runs on it: JSON with ``pid``, ``host`` and ``started``."""
 
 _VERSIONED_PACKAGES = ("workbench", "papermill", "torch", "numpy", "pandas", "distributed")
 _KNOWN_FIELDS = ("name", "notebook", "out", "kernel", "grid", "exclude", "fixed")
@@ -58,6 +94,11 @@ _TICK_S = 5.0
 _IOPUB_TIMEOUT_S = 120
 """Seconds a notebook cell may take to deliver its last output after it finished (nbclient's ``iopub_timeout``)."""
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_STOP_WAIT_S = 10.0
+
+
+class SweepLockedError(FileExistsError):
+    """Another sweep holds the sweep folder (its :data:`LOCK_FILE`); the message names its pid, host and start."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +239,7 @@ def load_sweep(path: str | os.PathLike[str], **overrides: Any) -> SweepSpec:
         raise FileNotFoundError(f"Sweep file {path} does not exist.")
     source = path.read_text(encoding="utf-8")
     try:
-        document = yaml.safe_load(source)
+        document = load_yaml(source, path)
     except yaml.YAMLError as error:
         raise ValueError(f"Sweep file {path} is not valid YAML: {error}") from None
     if not isinstance(document, dict):
@@ -276,17 +317,36 @@ def run_sweep(
     SweepResult
         The final status of every run (``"complete"`` or ``"failed"``), and the runs skipped.
 
+    Raises
+    ------
+    ValueError
+        ``workers`` is not a positive integer, or a ``grid`` / ``fixed`` key is not a parameter
+        of the notebook (:func:`check_parameters`).
+    SweepLockedError
+        Another sweep runs on the sweep folder.
+    KeyboardInterrupt
+        Ctrl-C, or SIGTERM (:class:`workbench._process.Terminated`), after the queued runs were
+        cancelled, the running ones ended and marked ``interrupted``.
+
     Notes
     -----
     Writes ``<sweep_dir>/sweep.json``: the sweep file's text, the resolved grid, the runs (id and
-    parameters), package versions, and when the sweep ended the count of runs per status. Only
-    one sweep should run on a sweep folder at a time.
+    parameters), package versions, and when the sweep ended the count of runs per status (or,
+    when interrupted, when and which runs). The sweep holds ``<sweep_dir>/sweep.lock`` while it
+    runs; a lock left by a sweep that no longer runs on this host is taken over with a warning.
     """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"Expected `workers` to be a positive integer, but got {workers!r}.")
     runs = spec.runs()
+    check_parameters(spec)
+    spec.sweep_dir.mkdir(parents=True, exist_ok=True)
+    with sigterm_raises(), _sweep_lock(spec.sweep_dir):
+        return _run_locked(spec, runs, workers, dask, progress)
+
+
+def _run_locked(spec: SweepSpec, runs: list[RunSpec], workers: int, dask: Any, progress: bool) -> SweepResult:
+    """:func:`run_sweep` once it holds the sweep folder."""
     sweep_dir = spec.sweep_dir
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {
         "name": spec.name,
         "notebook": str(spec.notebook),
@@ -308,18 +368,94 @@ def run_sweep(
     bar = _progress_bar(len(runs), len(skipped), spec.name, progress)
     tail = _EpochLines(sweep_dir, [run.run_id for run in todo], bar.write if progress else None)
     try:
-        with threads_per_run(workers if dask in (None, "local") else 1):
-            for run_id_, outcome in _execute_all(jobs, workers, dask, tail.poll):
+        with threads_per_run(workers if dask in (None, "local") else 1), \
+                contextlib.closing(_execute_all(jobs, workers, dask, tail.poll)) as outcomes:
+            for run_id_, outcome in outcomes:
                 tail.poll()
                 status[run_id_] = outcome
                 bar.update(1)
                 bar.set_postfix(failed=sum(s != "complete" for s in status.values()))
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the executor ended the running runs
+        error = f"{type(stop).__name__}: {stop or 'Ctrl-C'}"
+        stopped = [run.run_id for run in todo if mark_interrupted(sweep_dir / run.run_id, error=error)]
+        info.update(interrupted=utc_now(), interrupted_runs=stopped)
+        write_json(sweep_dir / "sweep.json", info)
+        raise
     finally:
         bar.close()
     status = {run.run_id: status[run.run_id] for run in runs}
     info.update(finished=utc_now(), counts={s: list(status.values()).count(s) for s in sorted(set(status.values()))})
     write_json(sweep_dir / "sweep.json", info)
     return SweepResult(sweep_dir, status, skipped)
+
+
+def check_parameters(spec: SweepSpec) -> None:
+    """Raise ``ValueError`` if a ``grid`` or ``fixed`` key is not a parameter of the notebook.
+
+    The notebook's parameters are the names its ``parameters`` cell assigns
+    (:func:`papermill.inspect_notebook`). Papermill would inject any other name after that cell,
+    where the notebook never reads it: the run would complete with the default.
+    """
+    import papermill
+
+    known = list(papermill.inspect_notebook(str(spec.notebook)))
+    for part, keys in (("grid", spec.grid), ("fixed", spec.fixed)):
+        unknown = [key for key in keys if key not in known]
+        if unknown:
+            raise ValueError(
+                f"`{part}` key(s) {unknown} of sweep {spec.name!r} are not parameters of notebook {spec.notebook} "
+                f"(its parameters: {known}); a value for them would be ignored. Fix the name or add it to the "
+                "notebook's parameters cell."
+            )
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Hold ``sweep_dir/sweep.lock`` for the block; refuse a live holder, take a dead one's over."""
+    path = sweep_dir / LOCK_FILE
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now()}
+    draft = sweep_dir / f".{LOCK_FILE}.{os.getpid()}"
+    draft.write_text(json.dumps(mine) + "\n", encoding="utf-8")
+    try:
+        while True:
+            try:
+                os.link(draft, path)  # creates the lock with its content at once, or fails if it exists
+                break
+            except FileExistsError:
+                _clear_stale_lock(path)
+    finally:
+        draft.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        if _lock_holder(path) == mine:
+            path.unlink(missing_ok=True)
+
+
+def _lock_holder(path: Path) -> dict[str, Any]:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _clear_stale_lock(path: Path) -> None:
+    """Remove ``path`` if its holder no longer runs on this host (with a warning); else raise SweepLockedError."""
+    holder = _lock_holder(path)
+    pid, host = holder.get("pid"), holder.get("host")
+    if not (host == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid)):
+        raise SweepLockedError(
+            f"Sweep folder {path.parent} is in use by another sweep: pid {pid} on host {host}, started "
+            f"{holder.get('started')} (lock file {path}). Wait for it to end or stop it; if it no longer runs, "
+            f"delete {path}."
+        )
+    warnings.warn(
+        f"Took over the lock of sweep folder {path.parent} from pid {pid} on host {host} (started "
+        f"{holder.get('started')}), which no longer runs.",
+        stacklevel=5,
+    )
+    path.unlink(missing_ok=True)
 
 
 def _progress_bar(total: int, done: int, name: str, enabled: bool) -> Any:
@@ -333,22 +469,17 @@ def _execute_all(
     jobs: Sequence[tuple[str, str, dict[str, Any], str]], workers: int, dask: Any, tick: Callable[[], None]
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(run_id, status)`` as runs finish, on the chosen executor; call ``tick`` every few
-    seconds while they run."""
+    seconds while they run. Closed early (an interrupt, in here or in the caller), it cancels the
+    queued runs and ends the running ones."""
     if not jobs:
         return
     if dask is None:
-        # spawn: a fresh interpreter per worker, no inherited threads or open kernels
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            pending = {pool.submit(execute_run, *job) for job in jobs}
-            while pending:
-                done, pending = wait(pending, timeout=_TICK_S, return_when=FIRST_COMPLETED)
-                tick()
-                for future in done:
-                    yield future.result()
+        yield from _execute_in_pool(jobs, workers, tick)
         return
     from distributed import wait as dask_wait
 
     client, own = _dask_client(dask, workers)
+    pending: set[Any] = set()
     try:
         pending = {
             client.submit(execute_run, *job, key=f"run-{Path(job[1]).name}-{time.time_ns()}", pure=False) for job in jobs
@@ -363,9 +494,57 @@ def _execute_all(
             pending -= done
             for future in done:
                 yield future.result()
+    except BaseException:
+        client.cancel(list(pending))
+        raise
     finally:
         for thing in own:
             thing.close()
+
+
+def _execute_in_pool(
+    jobs: Sequence[tuple[str, str, dict[str, Any], str]], workers: int, tick: Callable[[], None]
+) -> Iterator[tuple[str, str]]:
+    """:func:`_execute_all` on a local process pool whose workers leave Ctrl-C to this process and die with it."""
+    before = set(active_children())
+    # spawn: a fresh interpreter per worker, no inherited threads or open kernels
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=get_context("spawn"),
+        initializer=pool_worker_init, initargs=(os.getpid(),),
+    )
+    started: list[Any] = []
+    try:
+        pending = {pool.submit(execute_run, *job) for job in jobs}
+        started = [child for child in active_children() if child not in before]  # spawned on submit
+        while pending:
+            done, pending = wait(pending, timeout=_TICK_S, return_when=FIRST_COMPLETED)
+            tick()
+            for future in done:
+                yield future.result()
+    except BaseException:
+        _stop_pool(pool, started)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _stop_pool(pool: ProcessPoolExecutor, workers: Sequence[Any]) -> None:
+    """Cancel the queued runs, end the workers (SIGTERM, SIGKILL after a while) and then their notebook kernels."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    kernels = [pid for worker in workers if worker.pid is not None for pid in child_pids(worker.pid)]
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(_STOP_WAIT_S)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    for pid in kernels:  # their parent poller would end them within a second or so; do not wait for it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_WAIT_S
+    while any(pid_alive(pid) for pid in kernels) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _dask_client(dask: Any, workers: int) -> tuple[Any, list[Any]]:
@@ -427,8 +606,9 @@ def threads_per_run(runs_at_once: int) -> Iterator[None]:
 def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel: str = "python3") -> tuple[str, str]:
     """Execute one run with papermill; return ``(run_id, status)``. Never raises for a failed run.
 
-    The executed notebook is kept as ``run_dir/notebook.ipynb``. A stale ``run.json`` (from a
-    killed or failed earlier attempt) is removed first. When papermill raises, or the notebook
+    The executed notebook is kept as ``run_dir/notebook.ipynb``. ``run.json`` says ``running``
+    (with ``started``, ``parameters``, ``notebook`` and the ``pid`` of this process) until the
+    notebook replaces it, which also removes a stale one. When papermill raises, or the notebook
     ends without a complete ``run.json``, this writes ``run.json`` with ``"status": "failed"``,
     ``error``, ``traceback``, ``parameters`` and ``timings``.
     """
@@ -436,8 +616,9 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
 
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "run.json").unlink(missing_ok=True)
     started, start = utc_now(), time.perf_counter()
+    running = {"status": "running", "started": started, "parameters": parameters, "notebook": notebook, "pid": os.getpid()}
+    write_json(folder / RUN_JSON, running)
     error = tb = None
     try:
         # In an empty context: jupyter_core keeps its event loop in a context variable, and the threads
@@ -463,7 +644,7 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
         found = read_run(folder).get("status")
         error = (
             "The notebook finished without writing run.json."
-            if found is None
+            if found in (None, "running")
             else f"The notebook finished but run.json says status {found!r}, not 'complete'."
         )
         tb = ""

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -367,6 +370,13 @@ def cached_instance_maps(
     The key is a SHA-256 of the target's bytes, shape and dtype and of every option, so a
     changed label map or option never hits a stale entry. Entries are ``.npz`` files written
     atomically and read without pickle.
+
+    Warns
+    -----
+    UserWarning
+        When an entry cannot be read (truncated, empty, not an ``.npz``, arrays that do not fit
+        each other or the target): the message names the file; the maps are recomputed and the
+        entry is rewritten, so a damaged entry is never read twice.
     """
     target = np.asarray(target)
     options = {
@@ -384,7 +394,9 @@ def cached_instance_maps(
     digest.update(np.ascontiguousarray(target).tobytes())
     path = Path(cache_dir) / f"instances-{digest.hexdigest()[:32]}.npz"
     if path.exists():
-        return _read_maps(path)
+        cached = _read_entry(path, target, voronoi)
+        if cached is not None:
+            return cached
     maps = instance_maps(
         target, mode, connectivity, spacing, voronoi, num_classes=num_classes, ignore_index=ignore_index
     )
@@ -467,23 +479,49 @@ def _write_maps(maps: InstanceMaps, path: Path) -> None:
         np.savez_compressed(handle, **arrays)
 
 
+def _read_entry(path: Path, target: np.ndarray, voronoi: bool) -> InstanceMaps | None:
+    """The maps of a cache entry, or None (with a warning naming the file) when it is damaged."""
+    try:
+        maps = _read_maps(path)
+    except (EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error) as error:
+        reason = f"not a readable .npz of instance maps: {type(error).__name__}"
+    else:
+        spatial = maps.components.shape[2:]
+        fits = maps.components.shape[0] == target.shape[0] and target.shape[target.ndim - len(spatial):] == spatial
+        if fits and (maps.cells is not None) == bool(voronoi):
+            return maps
+        reason = f"maps of shape {maps.components.shape} do not fit the target of shape {target.shape}"
+    warnings.warn(f"Instance-map cache entry {path} is damaged ({reason}); recomputing it.", stacklevel=3)
+    return None
+
+
 def _read_maps(path: Path) -> InstanceMaps:
-    with np.load(path, allow_pickle=False) as data:
-        counts = data["counts"]
-        flat_sizes, flat_boxes = data["sizes"], data["bboxes"]
-        offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
-        sizes, bboxes = [], []
-        for b in range(counts.shape[0]):
-            start = b * counts.shape[1]
-            sizes.append(tuple(flat_sizes[offsets[i] : offsets[i + 1]] for i in range(start, start + counts.shape[1])))
-            bboxes.append(tuple(flat_boxes[offsets[i] : offsets[i + 1]] for i in range(start, start + counts.shape[1])))
-        return InstanceMaps(
-            components=data["components"],
-            cells=data["cells"] if "cells" in data else None,
-            counts=counts,
-            sizes=tuple(sizes),
-            bboxes=tuple(bboxes),
-            spacing=tuple(float(s) for s in data["spacing"]),
-            connectivity=int(data["connectivity"]),
-            mode=str(data["mode"]),
+    """The maps of an entry :func:`_write_maps` wrote; ValueError when its arrays do not fit each other."""
+    with open(path, "rb") as handle:  # np.load leaves its own handle open when the archive is damaged
+        archive = np.load(handle, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with archive:
+            data = {name: archive[name] for name in archive.files}
+    counts, flat_sizes, flat_boxes, components = data["counts"], data["sizes"], data["bboxes"], data["components"]
+    if counts.shape != components.shape[:2] or len(flat_sizes) != counts.sum() or len(flat_boxes) != counts.sum():
+        raise ValueError(
+            f"component counts {counts.shape}, {len(flat_sizes)} sizes and {len(flat_boxes)} boxes "
+            f"do not fit components of shape {components.shape}"
         )
+    offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
+    sizes, bboxes = [], []
+    for b in range(counts.shape[0]):
+        start = b * counts.shape[1]
+        sizes.append(tuple(flat_sizes[offsets[i] : offsets[i + 1]] for i in range(start, start + counts.shape[1])))
+        bboxes.append(tuple(flat_boxes[offsets[i] : offsets[i + 1]] for i in range(start, start + counts.shape[1])))
+    return InstanceMaps(
+        components=components,
+        cells=data.get("cells"),
+        counts=counts,
+        sizes=tuple(sizes),
+        bboxes=tuple(bboxes),
+        spacing=tuple(float(s) for s in data["spacing"]),
+        connectivity=int(data["connectivity"]),
+        mode=str(data["mode"]),
+    )

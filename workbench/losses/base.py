@@ -120,7 +120,8 @@ def check_inputs(
     TypeError
         ``logits`` not floating point; ``target`` floating point with non-integer values.
     ValueError
-        Shapes that do not match, a channel count that disagrees with ``schema``, too few channels,
+        Zero-size ``logits`` (no batch element, channel or voxel), shapes that do not match, a
+        channel count that disagrees with ``schema``, too few channels,
         target values outside ``0..C`` (softmax) or not binary (sigmoid), NaN or inf in ``logits``.
     """
     if not isinstance(logits, Tensor) or not isinstance(target, Tensor):
@@ -132,6 +133,10 @@ def check_inputs(
     if logits.ndim not in (4, 5):
         raise ValueError(
             f"Expected `logits` of shape (B, K, Y, X) or (B, K, Z, Y, X), but got {tuple(logits.shape)}."
+        )
+    if logits.numel() == 0:
+        raise ValueError(
+            f"Expected `logits` with at least one batch element, channel and voxel, but got shape {tuple(logits.shape)}."
         )
     channels = logits.shape[1]
     if schema is not None and channels != schema.num_channels(mode):

@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from workbench._validate import check_choice
+from workbench._validate import (
+    check_choice, check_connectivity, check_finite, check_numbers, check_spacing_option, expected,
+)
 from workbench.instances import InstanceMaps
 from workbench.labels import LabelSchema, get_schema
 from workbench.losses.base import Base, Mode, Targets, activations, check_inputs, resolve_instances, targets
@@ -34,6 +36,8 @@ class _Loss(torch.nn.Module):
     def __init__(self, mode: Mode, ignore_index: int | None, schema: str | LabelSchema | None) -> None:
         super().__init__()
         check_choice("mode", mode, _MODES)
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
+            raise ValueError(expected("ignore_index", "None or an int (the label value to ignore)", ignore_index))
         if ignore_index is not None and mode == "sigmoid":
             raise ValueError("`ignore_index` applies to softmax class maps only; in sigmoid mode mask the regions instead.")
         self.mode = mode
@@ -90,6 +94,15 @@ class InstanceLoss(_Loss):
     Call: ``loss(logits, target, instances=None)``; ``instances`` are the target's
     :class:`~workbench.instances.InstanceMaps` (precomputed in data-loader workers), computed on the
     fly when None. Returns a scalar.
+
+    Raises
+    ------
+    ValueError
+        On construction, naming the option: ``alpha`` or ``beta`` not a finite number ≥ 0 (None
+        included), ``max_weight`` below 1, ``spacing`` not 2 or 3 positive numbers (a single number
+        or a string such as ``"1,1,1"`` is refused), an unknown ``connectivity``, ``mode``,
+        ``domain`` or ``base``, ``ignore_index`` not an int; on call, the inputs
+        :func:`~workbench.losses.base.check_inputs` refuses.
     """
 
     def __init__(
@@ -109,19 +122,18 @@ class InstanceLoss(_Loss):
     ) -> None:
         super().__init__(mode, ignore_index, schema)
         check_choice("domain", domain, ("blob", "cc"))
+        check_choice("iwl", iwl, (False, True))
         check_choice("base", base, _BASES)
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"Expected `{name}` to be a finite number ≥ 0, but got {value!r}.")
-        if not max_weight >= 1:
+        self.alpha = check_finite("alpha", alpha, minimum=0.0, what="a finite number ≥ 0")
+        self.beta = check_finite("beta", beta, minimum=0.0, what="a finite number ≥ 0")
+        is_number = isinstance(max_weight, (int, float, np.number)) and not isinstance(max_weight, (bool, np.bool_))
+        if not is_number or not max_weight >= 1:  # NaN fails `>= 1`; inf (no bound) passes
             raise ValueError(f"Expected `max_weight` ≥ 1, but got {max_weight!r}.")
         self.domain = domain
         self.iwl = iwl
-        self.alpha = float(alpha)
-        self.beta = float(beta)
         self.base = base
-        self.connectivity = connectivity
-        self.spacing = spacing
+        self.connectivity = _connectivity(connectivity)
+        self.spacing = check_spacing_option(spacing)
         self.max_weight = float(max_weight)
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
@@ -198,6 +210,12 @@ class InverseWeightLoss(_Loss):
         Weight bounds ``[w_min, w_max]``, default ``(1, 2e5)``.
     mode, connectivity, ignore_index, schema
         As for :class:`InstanceLoss`.
+
+    Raises
+    ------
+    ValueError
+        On construction: ``clip`` not a pair of numbers with 0 < w_min ≤ w_max < inf (``-1`` or
+        None included), and the shared options as for :class:`InstanceLoss`.
     """
 
     def __init__(
@@ -212,12 +230,12 @@ class InverseWeightLoss(_Loss):
     ) -> None:
         super().__init__(mode, ignore_index, schema)
         check_choice("scope", scope, ("global", "local"))
-        low, high = (float(c) for c in clip)
+        low, high = check_numbers("clip", clip, 2, "a pair (w_min, w_max) of numbers")
         if not (0 < low <= high < np.inf):
             raise ValueError(f"Expected `clip` = (w_min, w_max) with 0 < w_min ≤ w_max < inf, but got {tuple(clip)!r}.")
         self.scope = scope
         self.clip = (low, high)
-        self.connectivity = connectivity
+        self.connectivity = _connectivity(connectivity)
 
     def forward(self, logits: Tensor, target: Tensor, instances: InstanceMaps | None = None) -> Tensor:
         tg = self._prepare(logits, target)
@@ -237,6 +255,11 @@ class InverseWeightLoss(_Loss):
             scope=self.scope, clip=self.clip, mode=self.mode, connectivity=self.connectivity,
             ignore_index=self.ignore_index, schema=self.schema and self.schema.name,
         )
+
+
+def _connectivity(connectivity: int | None) -> int | None:
+    """A connectivity option checked before the data's dimensions are known; None stays None (full)."""
+    return None if connectivity is None else check_connectivity(connectivity)
 
 
 def _as_loss(value: Tensor, logits: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from workbench._process import guard_pool_worker
 from workbench._validate import check_positive_int
 from workbench.data.manifest import Manifest, load_manifest, read_manifest
 from workbench.data.nifti import grid_mismatch, read_header
@@ -181,7 +182,7 @@ def run_cases(
                 results[pair.case_id] = _in_context(pair, lambda pair=pair: work(pair))
                 bar.update()
         else:
-            pool = ProcessPoolExecutor(max_workers=min(workers, len(pairs)))
+            pool = ProcessPoolExecutor(max_workers=min(workers, len(pairs)), initializer=guard_pool_worker)
             try:
                 futures = {pool.submit(work, pair): pair for pair in pairs}
                 for future in as_completed(futures):

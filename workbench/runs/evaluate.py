@@ -40,7 +40,7 @@ from workbench.labels import LabelSchema, resolve_schema
 from workbench.metrics import evaluate_case, lesion_table
 from workbench.runs.cases import CasePair, match_cases, reference_manifest, run_cases, select_split
 from workbench.runs.record import RunRecord, json_safe
-from workbench.runs.tables import write_tables
+from workbench.runs.tables import claim_results_folder, write_tables
 
 __all__ = [
     "SUMMARY_KEYS",
@@ -204,6 +204,7 @@ def run_evaluation(
     workers: int = 1,
     progress: bool = True,
     split: str | None = None,
+    overwrite: bool = False,
 ) -> CohortEvaluation:
     """Evaluate a prediction folder or manifest and write the tables and ``run.json`` into ``out_dir``.
 
@@ -217,14 +218,22 @@ def run_evaluation(
     pred, reference, schema, regions, thresholds, connectivity, workers, progress
         As for :func:`evaluate_cohort`; ``reference`` is a manifest path here.
     out_dir : str or PathLike
-        Output folder; created if missing.
+        Output folder; created if missing. One that holds files is refused unless ``overwrite``.
     split : str, optional
         Evaluate only the reference cases of this split (e.g. ``"val"``, whose cases a training run
         predicts); None: every case.
+    overwrite : bool, default False
+        Replace an earlier result in ``out_dir``: its tables (of either kind of evaluation) are
+        removed before the new run starts (:func:`~workbench.runs.tables.claim_results_folder`).
 
     Returns
     -------
     CohortEvaluation
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` holds files and ``overwrite`` is off.
 
     Notes
     -----
@@ -239,18 +248,8 @@ def run_evaluation(
     manifest = select_split(reference_manifest(reference), split)
     options = _checked_options(manifest.schema if schema is None else schema, regions, thresholds, connectivity, workers)
     pairs = match_cases(pred, manifest)
-    parameters = {
-        "pred": str(Path(pred).resolve()),
-        "reference": str(Path(reference).resolve()),
-        "split": split,
-        "schema": options.schema.name,
-        "regions": list(options.regions or options.schema.region_names),
-        "thresholds": list(options.thresholds),
-        "connectivity": options.connectivity,
-        "workers": int(workers),
-        "affine_atol_mm": AFFINE_ATOL,
-        "cases": [pair.case_id for pair in pairs],
-    }
+    parameters = _run_parameters(pred, reference, split, options, workers, pairs)
+    claim_results_folder(out_dir, overwrite=overwrite, what="evaluation")
     with RunRecord(out_dir, parameters=parameters, packages=_VERSIONED_PACKAGES) as record:
         evaluated = time.perf_counter()
         result = _evaluate(pairs, options, workers, progress)
@@ -269,6 +268,25 @@ def run_evaluation(
             },
         )
     return result
+
+
+def _run_parameters(
+    pred: str | os.PathLike[str], reference: str | os.PathLike[str], split: str | None, options: _Options, workers: int,
+    pairs: Sequence[CasePair],
+) -> dict[str, Any]:
+    """The ``parameters`` of an evaluation's ``run.json``."""
+    return {
+        "pred": str(Path(pred).resolve()),
+        "reference": str(Path(reference).resolve()),
+        "split": split,
+        "schema": options.schema.name,
+        "regions": list(options.regions or options.schema.region_names),
+        "thresholds": list(options.thresholds),
+        "connectivity": options.connectivity,
+        "workers": int(workers),
+        "affine_atol_mm": AFFINE_ATOL,
+        "cases": [pair.case_id for pair in pairs],
+    }
 
 
 def _checked_options(

@@ -7,11 +7,12 @@ its run the same way, through :class:`RunRecord`::
         ...                                   # run.json says "running"
         record.update(device="cpu")           # written at once
         record.finish(outputs=[...])          # fields of the final document
-    # run.json says "complete"; on an exception "failed" (or "interrupted" on Ctrl-C), with the error
+    # run.json says "complete"; on an exception "failed" (or "interrupted" on Ctrl-C / SIGTERM), with the error
 
 Status values: ``running``, ``complete``, ``failed``, ``interrupted``. The outputs in a folder
 belong to the run its ``run.json`` describes only when the status is ``complete``; a sweep takes
-a run as done iff :func:`is_complete`.
+a run as done iff :func:`is_complete`. A run whose process was ended from outside (a sweep's
+pool worker stopped on Ctrl-C) is marked ``interrupted`` by whoever ended it (:func:`mark_interrupted`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "Status",
     "is_complete",
     "json_safe",
+    "mark_interrupted",
     "package_versions",
     "read_run",
     "record_failure",
@@ -69,7 +71,8 @@ class RunRecord:
     Entering the ``with`` block writes ``status: running`` with ``started`` (UTC, ISO 8601).
     Leaving it writes the final document: ``complete`` with ``finished`` and ``total_s`` under
     ``timings`` (merged with any timings given to :meth:`finish`); on an exception ``failed``
-    (``interrupted`` for KeyboardInterrupt) with ``error`` = ``"Type: message"``, which is then
+    (``interrupted`` for KeyboardInterrupt, which includes SIGTERM as
+    :class:`workbench._process.Terminated`) with ``error`` = ``"Type: message"``, which is then
     re-raised. Each write is atomic.
     """
 
@@ -133,6 +136,25 @@ def record_failure(folder: str | os.PathLike[str], *, error: str, **fields: Any)
         Further fields (``traceback``, ``parameters``, ``started``, ``timings``, ``versions``, ...).
     """
     write_json(Path(folder) / RUN_JSON, {"status": "failed", "error": error, **fields, "finished": utc_now()})
+
+
+def mark_interrupted(folder: str | os.PathLike[str], *, error: str) -> bool:
+    """Turn a ``running`` ``run.json`` into ``interrupted``, with ``error`` and ``finished``; return whether it did.
+
+    For a run that could not record its own end: its process was stopped by the one that started
+    it. Any other status (complete, failed, none) is left as it is.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+    error : str
+        ``"Type: message"``, e.g. ``"KeyboardInterrupt: sweep interrupted"``.
+    """
+    document = read_run(folder)
+    if document.get("status") != "running":
+        return False
+    write_json(Path(folder) / RUN_JSON, {**document, "status": "interrupted", "error": error, "finished": utc_now()})
+    return True
 
 
 def read_run(folder: str | os.PathLike[str]) -> dict[str, Any]:

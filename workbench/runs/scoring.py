@@ -34,7 +34,7 @@ from workbench.data.nifti import load_label
 from workbench.metrics.challenge import ChallengePreset, get_preset, score_case, summarize_scores
 from workbench.runs.cases import CasePair, match_cases, run_cases, select_split
 from workbench.runs.record import RunRecord, json_safe
-from workbench.runs.tables import write_tables
+from workbench.runs.tables import claim_results_folder, write_tables
 
 __all__ = ["ScoredCohort", "run_scoring", "score_cohort", "tidy_summary"]
 
@@ -124,6 +124,7 @@ def run_scoring(
     split: str | None = None,
     workers: int = 1,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> ScoredCohort:
     """Score a prediction folder or manifest against a reference manifest; write the tables (module docstring).
 
@@ -134,13 +135,17 @@ def run_scoring(
     reference : path
         The reference manifest.
     out_dir : path
-        Created if missing; ``run.json`` says ``running`` until the tables are written.
+        Created if missing; ``run.json`` says ``running`` until the tables are written. One that
+        holds files is refused unless ``overwrite``.
     preset : str or ChallengePreset
         A :data:`workbench.metrics.challenge.PRESETS` name.
     split : str, optional
         Only the reference cases of this split.
     workers : int
     progress : bool
+    overwrite : bool, default False
+        Replace an earlier result in ``out_dir``: its tables (of either kind of evaluation, e.g. a
+        plain ``per_case.*``) are removed before the new run starts.
 
     Returns
     -------
@@ -152,6 +157,8 @@ def run_scoring(
         Predictions and reference cases do not pair up, or the split does not exist.
     ValueError
         An unknown preset.
+    FileExistsError
+        ``out_dir`` holds files and ``overwrite`` is off.
     """
     start = time.perf_counter()
     preset = get_preset(preset)
@@ -167,6 +174,7 @@ def run_scoring(
         "workers": int(workers),
         "cases": [pair.case_id for pair in pairs],
     }
+    claim_results_folder(out_dir, overwrite=overwrite, what="evaluation")
     with RunRecord(out_dir, parameters=parameters, packages=_VERSIONED_PACKAGES) as record:
         result = score_cohort(pairs, preset, workers=workers, progress=progress)
         attrs = json_safe({"parameters": parameters, "versions": record.info["versions"]})

@@ -1,4 +1,5 @@
-"""Result tables on disk: each table as ``<name>.parquet`` and ``<name>.csv``, written atomically."""
+"""Result tables on disk: each table as ``<name>.parquet`` and ``<name>.csv``, written atomically,
+into a folder claimed by the one policy for earlier outputs (:func:`claim_results_folder`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,45 @@ from typing import Any
 import pandas as pd
 
 from workbench._io import atomic_write
+from workbench._paths import refuse_existing
 
-__all__ = ["write_table", "write_tables"]
+__all__ = ["RESULT_FILES", "claim_results_folder", "write_table", "write_tables"]
+
+RESULT_FILES: tuple[str, ...] = (
+    *(f"{name}.{ext}" for name in ("per_case", "lesions", "summary", "scores") for ext in ("parquet", "csv")),
+    "leaderboard.csv",
+)
+"""Every file an evaluation writes beside its ``run.json`` (``workbench evaluate``, with or without ``--preset``)."""
+
+
+def claim_results_folder(out_dir: str | os.PathLike[str], *, overwrite: bool, what: str) -> Path:
+    """Make ``out_dir`` ready for a new evaluation's tables; return it, created.
+
+    A folder that holds anything is refused unless ``overwrite``
+    (:func:`workbench._paths.refuse_existing`). With ``overwrite`` the files of an earlier
+    evaluation of either kind (:data:`RESULT_FILES`) are removed first, so no table of the old
+    run stays beside the new ones (``per_case.*`` beside a ``--preset`` run's ``scores.*``);
+    other files are left alone, and ``run.json`` is replaced by the new run's.
+
+    Parameters
+    ----------
+    out_dir : str or PathLike
+    overwrite : bool
+        The user asked to replace an earlier result (``--overwrite``).
+    what : str
+        What the folder would hold, for the message (``"evaluation"``).
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` holds files and ``overwrite`` is off; the message names ``--overwrite``.
+    """
+    out_dir = Path(out_dir)
+    refuse_existing(out_dir, overwrite=overwrite, what=what)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    return out_dir
 
 
 def write_table(path: str | os.PathLike[str], table: pd.DataFrame) -> Path:

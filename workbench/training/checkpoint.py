@@ -20,7 +20,9 @@ key                content
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,10 @@ import torch
 
 from workbench._io import atomic_write
 
-__all__ = ["load_checkpoint", "rng_state", "save_checkpoint", "seed_everything", "set_rng_state"]
+__all__ = ["CHECKPOINT_KEYS", "load_checkpoint", "rng_state", "save_checkpoint", "seed_everything", "set_rng_state"]
+
+CHECKPOINT_KEYS = ("epoch", "model", "optimizer", "scheduler", "scaler", "rng", "config", "network")
+"""The keys of every checkpoint (the module table)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -96,8 +101,37 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    ValueError
+        If the file is empty, truncated, not a torch file, holds Python objects that
+        ``weights_only=True`` refuses to load (they could run code), or is not a dict with the keys
+        of the module table: ``Checkpoint runs/a/checkpoints/last.pt is damaged or not a workbench
+        checkpoint (...); ...``. The file is never loaded with ``weights_only=False``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")  # a foreign pickle, refused below
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise _damaged(path, "not a torch file holding only tensors, numbers, strings, lists and dicts") from None
+    except OSError:
+        raise
+    except Exception as error:  # torch.load's errors for an empty, truncated or foreign file vary by version
+        empty = path.stat().st_size == 0
+        reason = "the file is empty" if empty else f"truncated or not a torch file: {type(error).__name__}"
+        raise _damaged(path, reason) from None
+    missing = sorted(set(CHECKPOINT_KEYS) - set(checkpoint)) if isinstance(checkpoint, dict) else None
+    if missing is None:
+        raise _damaged(path, f"it holds a {type(checkpoint).__name__}, not a dict")
+    if missing:
+        raise _damaged(path, f"it lacks the keys {missing}")
+    return checkpoint
+
+
+def _damaged(path: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"Checkpoint {path} is damaged or not a workbench checkpoint ({reason}); delete it and train again "
+        "(without --resume), or point to the checkpoints/last.pt a workbench run wrote."
+    )

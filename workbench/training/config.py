@@ -44,17 +44,28 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-__all__ = ["ConfigError", "TrainConfig", "config_to_dict", "load_config", "momentum_of", "validate"]
+from workbench._yaml import load_yaml
+
+if TYPE_CHECKING:
+    from workbench.data.manifest import Manifest
+
+__all__ = [
+    "ConfigError", "TrainConfig", "check_case_ids", "config_to_dict", "load_config", "momentum_of", "read_saved_config",
+    "validate",
+]
+
+_CASE_FIELDS = ("train_cases", "val_cases", "predict_cases")
 
 
 class ConfigError(ValueError):
@@ -105,6 +116,7 @@ class TrainConfig:
     deep_supervision : bool
         DynUNet only; off by default (module docstring).
     patch_size : tuple of int
+        Cases smaller than the patch on an axis are zero-padded, with a warning naming them.
     batch_size, epochs, steps_per_epoch : int
     foreground_fraction : float
         Share of patches centred on foreground (nnU-Net: 1/3).
@@ -245,7 +257,7 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     try:
-        document = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        document = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text, path)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"Cannot parse config {path}: {error}") from None
     if document is None:
@@ -253,6 +265,71 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     if not isinstance(document, Mapping):
         raise ConfigError(f"Config {path} must be a mapping of field: value, got {type(document).__name__}.")
     return validate(document, **overrides)
+
+
+def read_saved_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping a run folder's ``config.yaml`` holds, as :func:`config_to_dict` wrote it (for resuming).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``<run folder>/config.yaml``.
+
+    Returns
+    -------
+    dict
+        Field name -> value, not validated (a resume compares it with the new config).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable as text, not YAML, or not a mapping; the message names it
+        and says how to go on.
+    """
+    path = Path(path)
+    advice = "restore it (checkpoints/last.pt holds the same fields under 'config') or train into a new out_dir"
+    try:
+        document = load_yaml(path.read_text(encoding="utf-8"), path)
+    except FileNotFoundError:
+        raise ConfigError(f"Cannot resume: the run's config {path} is missing; {advice}.") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = str(error).splitlines()[0]
+        raise ConfigError(f"Cannot resume: the run's config {path} is damaged ({reason}); {advice}.") from None
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            f"Cannot resume: the run's config {path} is not a mapping of field: value "
+            f"(got {type(document).__name__}); {advice}."
+        )
+    return dict(document)
+
+
+def check_case_ids(config: TrainConfig, manifest: Manifest) -> None:
+    """Check that every id of ``train_cases``, ``val_cases`` and ``predict_cases`` is a case of ``manifest``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    manifest : Manifest
+        The manifest the run reads (``config.manifest``, or the built-in cohort's).
+
+    Raises
+    ------
+    ConfigError
+        Naming the field, the unknown id, the manifest and the closest ids, e.g. ``Config field
+        `val_cases`: manifest 'phantoms' (data_manifests/phantoms.yaml) has no case 'c99'
+        (closest ids: ['c09']); use ids the manifest lists.``
+    """
+    known = {case.id for case in manifest.cases}
+    where = f"manifest {manifest.name!r}" + (f" ({manifest.source})" if manifest.source is not None else "")
+    for name in _CASE_FIELDS:
+        for case_id in getattr(config, name) or ():
+            if case_id not in known:
+                close = difflib.get_close_matches(case_id, sorted(known), n=3)
+                hint = f"closest ids: {close}" if close else f"it has {len(known)} cases, e.g. {sorted(known)[:3]}"
+                raise ConfigError(
+                    f"Config field `{name}`: {where} has no case {case_id!r} ({hint}); use ids the manifest lists.",
+                    field=name,
+                )
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
@@ -301,6 +378,10 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(name, value, "a number")
+        if not math.isfinite(value):  # YAML .nan / .inf, JSON NaN / Infinity: no field takes them
+            raise ConfigError(
+                f"Expected config field `{name}` to be a finite number, but got {value!r}.", field=name.partition("[")[0]
+            )
         return float(value)
     if hint is str:
         if not isinstance(value, str):

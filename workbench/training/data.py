@@ -227,7 +227,8 @@ class PatchSampling:
     Attributes
     ----------
     patch_size : tuple of 3 int
-        Patch shape (*P); cases smaller than it are zero-padded.
+        Patch shape (*P); cases smaller than it on an axis are zero-padded (as nnU-Net does), and
+        :class:`PatchDataset` warns, naming them.
     foreground_fraction : float, default 1/3
         Share of patches centred on a foreground voxel (nnU-Net: 1/3); the others are placed
         uniformly. Stratified, not a coin per sample: sample ``i`` is a foreground patch when
@@ -288,6 +289,21 @@ class _PreparedCase:
     by_label: tuple[tuple[int, np.ndarray], ...]  # (label value, flat indices), ascending values
 
 
+def _warn_if_padded(cases: Sequence[CaseArrays], patch_size: tuple[int, ...]) -> None:
+    """Warn (at the dataset's caller) about cases smaller than the patch on some axis, naming them."""
+    small = [case for case in cases if any(s < p for s, p in zip(case.label.shape, patch_size))]
+    if not small:
+        return
+    listed = ", ".join(f"{case.case_id!r} of shape {case.label.shape}" for case in small[:5])
+    more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+    warnings.warn(
+        f"`patch_size` {patch_size} is larger than {len(small)} of {len(cases)} cases on some axis ({listed}{more}); "
+        "they are zero-padded, so part of every patch drawn from them is padding. Choose a `patch_size` no larger "
+        "than the smallest case to train on image voxels only.",
+        stacklevel=3,
+    )
+
+
 def _prepare(case: CaseArrays, patch_size: tuple[int, ...]) -> _PreparedCase:
     shape = case.label.shape
     pad = [(max(p - s, 0) // 2, max(p - s, 0) - max(p - s, 0) // 2) for s, p in zip(shape, patch_size)]
@@ -331,6 +347,12 @@ class PatchDataset(Dataset):
         Also compute Voronoi cells (the cc losses need them).
     connectivity : int, optional
         6, 18 or 26; default 26.
+
+    Warns
+    -----
+    UserWarning
+        When ``sampling.patch_size`` exceeds a case on some axis: the message names the cases and
+        their shapes; they are zero-padded.
 
     Notes
     -----
@@ -398,6 +420,7 @@ class PatchDataset(Dataset):
         self.voronoi = bool(voronoi)
         self.connectivity = connectivity
         self.epoch = 0
+        _warn_if_padded(cases, sampling.patch_size)
         self._cases = [_prepare(case, sampling.patch_size) for case in cases]
 
     @property

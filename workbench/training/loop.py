@@ -44,6 +44,7 @@ import yaml
 from tqdm import tqdm
 
 from workbench._io import atomic_write
+from workbench._paths import case_file_name, inside
 from workbench.data.nifti import save_nifti
 from workbench.training.checkpoint import (
     load_checkpoint,
@@ -54,7 +55,9 @@ from workbench.training.checkpoint import (
 )
 from workbench.metrics import validation_scores
 from workbench.runs.record import PROGRESS_LOG, RunRecord
-from workbench.training.config import ConfigError, TrainConfig, config_to_dict, momentum_of, validate
+from workbench.training.config import (
+    ConfigError, TrainConfig, check_case_ids, config_to_dict, momentum_of, read_saved_config, validate,
+)
 from workbench.training.data import patch_loader
 from workbench.training.model import configured_network, resolve_device
 from workbench.training.network import deep_supervision_weights
@@ -212,7 +215,7 @@ def _check_run_dir(config: TrainConfig, run_dir: Path, ckpt_path: Path, resume: 
         return
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"Cannot resume: no checkpoint at {ckpt_path}.")
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    saved = read_saved_config(run_dir / "config.yaml")
     now = config_to_dict(config)
     changed = sorted(k for k in now if now[k] != saved.get(k) and k not in _RESUMABLE_CHANGES)
     if changed:
@@ -239,6 +242,7 @@ def _load_data(config: TrainConfig) -> tuple[Any, Any, list, list, list]:
     from workbench.training.data import load_training_cases
 
     manifest = load_manifest(config.manifest or default_manifest_path())
+    check_case_ids(config, manifest)
     schema = get_schema(config.schema or manifest.schema)
     train_cases = load_training_cases(manifest, config.train_cases)
     if config.val_cases is None:
@@ -436,11 +440,11 @@ def _final_predictions(state: _State, cases: list, schema: Any, config: TrainCon
             state.model, case.image, roi_size=config.patch_size, overlap=config.sw_overlap,
             sw_batch_size=config.sw_batch_size, device=state.device, amp_dtype=state.amp_dtype,
         )
-        path = out / f"{case.case_id}.nii.gz"
+        path = inside(out, out / case_file_name(case.case_id))
         save_nifti(path, logits_to_labels(logits, schema, config.mode), case.affine)
         save_probabilities(
-            out / f"{case.case_id}{PROBABILITY_SUFFIX}", foreground_probabilities(logits, config.mode),
-            schema.foreground_names(config.mode),
+            inside(out, out / case_file_name(case.case_id, PROBABILITY_SUFFIX)),
+            foreground_probabilities(logits, config.mode), schema.foreground_names(config.mode),
         )
         written.append(path)
     return written

@@ -57,10 +57,28 @@ def resolve_device(config: TrainConfig, device: str | None = None) -> tuple[torc
 
 
 def load_model(run_dir: str | os.PathLike[str]) -> tuple[torch.nn.Module, TrainConfig]:
-    """The trained network of a run folder (weights of ``checkpoints/last.pt``, on the CPU) and its config."""
-    checkpoint = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
-    config = validate(checkpoint["config"])
+    """The trained network of a run folder (weights of ``checkpoints/last.pt``, on the CPU) and its config.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run folder has no checkpoint.
+    ValueError
+        If the checkpoint is damaged (:func:`~workbench.training.checkpoint.load_checkpoint`), its
+        config does not validate, or its weights do not fit the network that config describes; the
+        message names the checkpoint.
+    """
+    path = Path(run_dir) / "checkpoints" / "last.pt"
+    checkpoint = load_checkpoint(path)
+    try:
+        config = validate(checkpoint["config"])
+    except ConfigError as error:
+        raise ValueError(f"Checkpoint {path}: its saved config is not valid ({error}).") from None
     network = checkpoint["network"]
     model = configured_network(config, network["in_channels"], network["out_channels"])
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        reason = " ".join(str(error).split())[:300]  # torch lists every missing key and shape; the start tells which
+        raise ValueError(f"Checkpoint {path}: its weights do not fit the network its config describes ({reason}).") from None
     return model, config

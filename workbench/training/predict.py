@@ -22,6 +22,8 @@ import torch
 from monai.inferers import sliding_window_inference
 from tqdm import tqdm
 
+from workbench._paths import case_file_name, inside, refuse_existing
+from workbench.data.manifest import Manifest, load_case, load_manifest
 from workbench.labels import LabelSchema, get_schema, regions_to_labels
 from workbench.training.model import load_model, resolve_device
 
@@ -105,6 +107,7 @@ def predict_manifest(
     split: str | None = None,
     device: str = "auto",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Predict cases of a manifest with a trained run and write ``out_dir/<case_id>.nii.gz``.
 
@@ -121,20 +124,35 @@ def predict_manifest(
     split : str, optional
     device : {"auto", "cpu", "cuda"}
     progress : bool
+    overwrite : bool, default False
+        Write into a folder that is not empty (files of the same cases are replaced, others kept).
 
     Returns
     -------
     list of Path
         The written files; each carries the affine of its case's images.
+
+    Raises
+    ------
+    FileExistsError
+        If ``out_dir`` is not empty (earlier predictions) and ``overwrite`` is off.
+    KeyError
+        An unknown case id or split.
+    ValueError
+        If the manifest's modality count differs from the model's input channels, or a case id
+        cannot name a file or its file would lie outside ``out_dir``; all checked before anything
+        is written.
     """
-    from workbench.data.manifest import load_case, load_manifest
     from workbench.data.nifti import save_nifti
     from workbench.training.data import zscore
 
+    out_dir = Path(out_dir)
+    refuse_existing(out_dir, overwrite=overwrite, what="set of predictions")
     model, config = load_model(run_dir)
     device_, amp_dtype = resolve_device(config, device)
     model = model.to(device_)
     data = load_manifest(manifest)
+    _check_channels(model, run_dir, data)
     schema = get_schema(config.schema or data.schema)
     if case_ids is not None:
         entries = [data.case(i) for i in case_ids]
@@ -142,16 +160,24 @@ def predict_manifest(
         entries = list(data.split(split))
     else:
         entries = list(data.cases)
-    out_dir = Path(out_dir)
+    targets = [inside(out_dir, out_dir / case_file_name(entry.id)) for entry in entries]
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for entry in tqdm(entries, desc="predicting", unit="case", disable=not progress):
+    for entry, path in tqdm(list(zip(entries, targets)), desc="predicting", unit="case", disable=not progress):
         case = load_case(data, entry)
         label = predict_case(
             model, zscore(case.image), schema=schema, mode=config.mode, roi_size=config.patch_size,
             overlap=config.sw_overlap, sw_batch_size=config.sw_batch_size, device=device_, amp_dtype=amp_dtype,
         )
-        path = out_dir / f"{entry.id}.nii.gz"
         save_nifti(path, label, case.affine)
-        written.append(path)
-    return written
+    return targets
+
+
+def _check_channels(model: torch.nn.Module, run_dir: str | os.PathLike[str], manifest: Manifest) -> None:
+    """Raise if the manifest's modality count differs from the model's input channels (its first convolution's)."""
+    first = next(m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)))
+    if first.in_channels != len(manifest.modalities):
+        raise ValueError(
+            f"The model of run {run_dir} takes {first.in_channels} image channels, but manifest "
+            f"{manifest.source or manifest.name} has {len(manifest.modalities)} modalities {list(manifest.modalities)}; "
+            "predict with a manifest of the modalities the run was trained on."
+        )

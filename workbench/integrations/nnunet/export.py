@@ -31,8 +31,9 @@ import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
-from workbench.data.manifest import CaseEntry, Manifest
+from workbench._paths import case_file_name, inside
 from workbench._validate import check_choice
+from workbench.data.manifest import CaseEntry, Manifest
 from workbench.labels import LabelSchema, region_paint_order
 
 __all__ = ["dataset_folder_name", "export_dataset", "nnunet_labels"]
@@ -140,7 +141,8 @@ def export_dataset(
         A dataset with this id exists in ``raw_dir`` (under any name, since nnU-Net finds datasets
         by id), unless ``overwrite`` and it has the same name.
     ValueError
-        From :func:`nnunet_labels`, a bad id or name, or a manifest with no training case.
+        From :func:`nnunet_labels`, a bad id or name, a manifest with no training case, or a case
+        file that would lie outside the dataset folder (nothing is left behind).
     """
     labels, order = nnunet_labels(manifest.schema, mode)
     folder_name = dataset_folder_name(dataset_id, name or manifest.name)
@@ -229,10 +231,11 @@ def _write_case(
 ) -> None:
     images.mkdir(exist_ok=True)
     for channel, modality in enumerate(modalities):
-        _copy_as_nii_gz(case.images[modality], images / f"{case.id}_{channel:04d}.nii.gz", None)
+        target = inside(images, images / case_file_name(case.id, f"_{channel:04d}.nii.gz"))
+        _copy_as_nii_gz(case.images[modality], target, None)
     if case.label is not None:
         labels.mkdir(exist_ok=True)
-        _copy_as_nii_gz(case.label, labels / f"{case.id}.nii.gz", remap)
+        _copy_as_nii_gz(case.label, inside(labels, labels / case_file_name(case.id)), remap)
 
 
 def _copy_as_nii_gz(source: Path, target: Path, remap: np.ndarray | None) -> None:
