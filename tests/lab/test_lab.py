@@ -185,5 +185,6 @@ def test_a_busy_port_is_an_error_not_a_hang(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        with open(tmp_path / "lab.log", "w") as log, pytest.raises(RuntimeError, match="exited"):
-            start_lab(NOTEBOOKS, port=busy.getsockname()[1], log=log, timeout=60)
+        port = busy.getsockname()[1]
+        with open(tmp_path / "lab.log", "w") as log, pytest.raises(OSError, match=f"Port {port} .* cannot be used"):
+            start_lab(NOTEBOOKS, port=port, log=log, timeout=60)
