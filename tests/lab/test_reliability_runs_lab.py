@@ -47,7 +47,8 @@ def test_sigterm_stops_the_server_and_exits_143(tmp_path):
     process, port, servers = _start_lab(tmp_path)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 143 and err.splitlines()[-1] == "workbench lab: terminated (SIGTERM)"
+    # the server shares stderr and may still be logging its start-up on a busy machine: the line need not be last
+    assert process.returncode == 143 and "workbench lab: terminated (SIGTERM)" in err.splitlines()
     _assert_stopped(servers, port)
 
 
