@@ -3,14 +3,8 @@ phantoms, and every rule on hand-made cases."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
-import json
 import math
-import warnings
-from importlib.resources import files
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,26 +20,7 @@ from workbench.metrics.challenge import (
     summarize_scores,
 )
 
-brats_evaluation = pytest.importorskip("brats_evaluation", reason="brats-evaluation is in the test extra")
-from brats_evaluation.evaluation import evaluate_single_exam
-from brats_evaluation.metrics_parser import parse_mets_results, parse_seg_results
-
-
-def _official(preset, pairs: list[tuple[Path, Path]], folder: Path) -> pd.DataFrame:
-    """brats-evaluate + brats-parse-metrics on (prediction, reference) files, read back from its CSV."""
-    from panoptica import Panoptica_Evaluator
-
-    config = files("brats_evaluation").joinpath("configs", f"config_{preset.config}.yaml")
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        evaluator = Panoptica_Evaluator.load_from_config(str(config))
-        metrics = [evaluate_single_exam(str(p), str(r), r.name, evaluator) for p, r in pairs]
-        (folder / "summary.json").write_text(json.dumps({"metrics": metrics, "missings": []}))
-        if preset.parser == "mets":
-            parse_mets_results(str(folder / "summary.json"), 20.0, 0.1, str(folder / "official.csv"))
-        else:
-            parse_seg_results(str(folder / "summary.json"), str(folder / "official.csv"))
-    return pd.read_csv(folder / "official.csv")
+from _brats_oracle import assert_frames_equal, official  # skips without brats-evaluation
 
 
 def _split_lesion(label: np.ndarray, value: int) -> np.ndarray:
@@ -95,15 +70,6 @@ def _cases(preset) -> list[tuple[str, np.ndarray, np.ndarray, tuple[float, ...]]
     return cases
 
 
-def _assert_frames_equal(official: pd.DataFrame, ours: pd.DataFrame) -> None:
-    assert list(ours.columns[: len(official.columns)]) == list(official.columns)
-    for column in official.columns.drop("subject_id"):
-        expected = official[column].to_numpy(float)
-        got = pd.to_numeric(ours[column], errors="coerce").to_numpy(float)
-        tolerance = 1e-3 if "hd95" in column else 1e-6
-        np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance, equal_nan=True, err_msg=column)
-
-
 @pytest.mark.parametrize("name", ["brats_mets_2025", "brats_gli_2025", "brats_ped_2025", "brats_menrt_2025"])
 def test_every_leaderboard_column_equals_the_official_scorer(tmp_path, name):
     preset = get_preset(name)
@@ -118,10 +84,10 @@ def test_every_leaderboard_column_equals_the_official_scorer(tmp_path, name):
         row, _ = score_case(load_label(pred_path)[0], loaded_ref, preset=preset, spacing=loaded_spacing,
                             case_id=ref_path.name)
         rows.append(row)
-    official = _official(preset, pairs, tmp_path)
+    official_rows = official(preset, pairs, tmp_path)
     ours = summarize_scores(pd.DataFrame(rows))  # the case rows and the mean / std / median rows
-    assert official["subject_id"].tolist() == ours["subject_id"].tolist()
-    _assert_frames_equal(official, ours)
+    assert official_rows["subject_id"].tolist() == ours["subject_id"].tolist()
+    assert_frames_equal(official_rows, ours)
 
 
 # --------------------------------------------------------------------------- hand-made cases

@@ -10,18 +10,37 @@ The rules (all configs share them; only the label groups differ)
 -----------------------------------------------------------------
 * **Regions** (panoptica's label groups): a binary mask of the group's label values. A label
   value outside every group is an error, as in panoptica.
-* **Lesions**: 26-connected components (cc3d) in 3D, 4-connected (scipy's default) in 2D.
-* **Matching**: one-to-one, maximising the summed Dice of the matched pairs, among pairs with
-  Dice ≥ 1e-6 (any overlap).
+* **Axis order.** brats-evaluation reads NIfTI files with SimpleITK, whose arrays are (z, y, x):
+  the reverse of nibabel's (i, j, k), in which :func:`score_case` takes its maps. The presets
+  work on the maps transposed to SimpleITK's order, so that lesions are numbered as panoptica
+  numbers them, which decides ties in the matching (below).
+* **Lesions**: 26-connected components (cc3d) in 3D, 4-connected (scipy's default) in 2D,
+  numbered in raster order of SimpleITK's array (x fastest, z slowest).
+* **Matching**: panoptica's ``MaxBipartiteMatching`` on Dice, threshold 1e-6: one assignment
+  (:func:`scipy.optimize.linear_sum_assignment`) over the whole reference × prediction cost
+  matrix, rows and columns in lesion number order, cost ``1 - Dice`` for a pair with
+  Dice ≥ 1e-6 and ``1 + 1e-6`` for any other; an assigned pair of cost < 1 is a match. Among
+  matchings of equal cost (equal-Dice candidates, e.g. equal speckles inside one lesion) the
+  solver's choice follows the lesion numbers, so it is made on the same matrix as panoptica's.
+  :func:`~workbench.metrics.match_instances`, which the workbench's own metrics use, solves each
+  group of overlapping lesions on its own and may break such ties otherwise.
 * **Counts**: ``tp``, ``fp = n_pred - tp``, ``fn = n_ref - tp``; ``prec = tp / (tp + fp)`` and
   ``rec = tp / (tp + fn)`` (NaN when 0/0); ``f1 = rq = tp / (tp + ½fp + ½fn)``, 0 when
   ``tp = 0`` but lesions exist, NaN when neither map has any.
-* **Spacing in reverse axis order.** brats-evaluation reads NIfTI files with SimpleITK, whose
-  arrays are (z, y, x) while panoptica takes the spacing as SimpleITK gives it, (x, y, z): each
-  axis is measured with another axis's voxel size. This changes nothing on isotropic data (BraTS
-  is 1 mm isotropic) and skews every distance on anisotropic data. The presets reproduce it
-  (``reverse_spacing=True``); ``dataclasses.replace(preset, reverse_spacing=False)`` measures
-  true distances. Volumes and the NSD tolerance do not depend on the order.
+* **Spacing as SimpleITK reads it**: a NIfTI header stores voxel sizes in float32, and SimpleITK
+  widens them to float64 unrounded (0.64 is 0.6399999856948853), while
+  :func:`~workbench.data.nifti.load_label` gives the shortest decimal (0.64). The presets round
+  every spacing they are given to float32 before any volume or distance, so that a lesion whose
+  volume lands on a size threshold in decimal (25 voxels of 0.64 × 1.25 × 1 mm: 19.99999955 mm³
+  < 20) falls on the same side as in the official scorer. A spacing read from a NIfTI header
+  gives back the header's value exactly (the shortest decimal of a float32 rounds back to it).
+  Voxel volume: the product of the spacing in (x, y, z) order, as panoptica computes it.
+* **Spacing in reverse axis order.** panoptica takes the spacing as SimpleITK gives it,
+  (x, y, z), for its (z, y, x) arrays: each axis is measured with another axis's voxel size.
+  This changes nothing on isotropic data (BraTS is 1 mm isotropic) and skews every distance on
+  anisotropic data. The presets reproduce it (``reverse_spacing=True``);
+  ``dataclasses.replace(preset, reverse_spacing=False)`` measures true distances. Volumes (up to
+  the rounding of the product) and the NSD tolerance do not depend on the order.
 * **Per matched pair**, in mm (the reference header's spacing): Dice; NSD = the mean of the two
   directed fractions of border voxels within ``min(spacing)`` of the other border (border: voxels
   with a face neighbour outside the mask or the image); HD95 = the 95th percentile (linear
@@ -60,11 +79,9 @@ import numpy as np
 import pandas as pd
 
 from workbench._validate import CONNECTIVITIES, DEFAULT_CONNECTIVITY, check_spacing
-from workbench.metrics.matching import (
-    connected_components,
-    match_instances,
-    overlap_table,
-)
+from scipy.optimize import linear_sum_assignment
+
+from workbench.metrics.matching import Matching, OverlapTable, connected_components, overlap_table
 from workbench.metrics.surface import border_voxels, point_set_distances
 
 __all__ = ["PRESETS", "ChallengePreset", "RegionScore", "get_preset", "region_score", "score_case", "summarize_scores"]
@@ -211,8 +228,11 @@ def region_score(
     Parameters
     ----------
     pred_mask, ref_mask : ndarray of bool, shape (Y, X) or (Z, Y, X)
+        In SimpleITK's axis order (the reverse of nibabel's): lesions are numbered, and ties in
+        the matching broken, in raster order of these arrays.
     spacing : tuple of float
-        Voxel size in mm per axis.
+        Voxel size in mm applied to each array axis, in that order; the voxel volume is their
+        product in that order.
     matching_threshold : float
 
     Returns
@@ -226,7 +246,7 @@ def region_score(
     voxel_volume = float(np.prod(spacing))
     table = overlap_table(pred_labels, ref_labels)
     ref_voxels, pred_voxels = table.ref_sizes, table.pred_sizes
-    matching = match_instances(table, matching_threshold)
+    matching = _official_matching(table, matching_threshold)
     ref_match = np.zeros(n_ref, dtype=np.int64)
     pred_match = np.zeros(n_pred, dtype=np.int64)
     ref_match[matching.ref_ids - 1] = matching.pred_ids
@@ -266,12 +286,16 @@ def score_case(
 
     Parameters
     ----------
-    pred, ref : ndarray of int, shape (Y, X) or (Z, Y, X)
-        Label maps with the preset's label values (and 0).
+    pred, ref : ndarray of int, shape (I, J) or (I, J, K)
+        Label maps with the preset's label values (and 0), in nibabel's voxel axis order (as
+        :func:`~workbench.data.nifti.load_label` gives them).
     preset : str or ChallengePreset
         A :data:`PRESETS` name.
     spacing : tuple of float, optional
-        Voxel size in mm (default 1 mm), as the reference header gives it.
+        Voxel size in mm per axis, in the same order (default 1 mm), as the reference header
+        gives it. Each value is rounded to float32, as a NIfTI header stores it and SimpleITK
+        reads it (module docstring): ``0.64`` and ``load_label``'s ``0.64`` both become
+        0.6399999856948853.
     case_id : str, optional
         Written into the row (``subject_id``) and the lesion table.
 
@@ -294,8 +318,8 @@ def score_case(
     """
     preset = get_preset(preset)
     pred, ref = _checked_maps(pred, ref, preset)
-    spacing = check_spacing(spacing, ref.ndim)
-    if preset.reverse_spacing:
+    spacing = tuple(float(np.float32(s)) for s in check_spacing(spacing, ref.ndim))  # as SimpleITK reads it
+    if not preset.reverse_spacing:  # the maps are in reverse axis order now: so must the spacing be
         spacing = spacing[::-1]
     row: dict[str, object] = {"subject_id": case_id}
     extras: dict[str, object] = {}
@@ -339,6 +363,32 @@ def summarize_scores(rows: pd.DataFrame) -> pd.DataFrame:
         extra = pd.DataFrame([numeric.mean(), numeric.std(), numeric.median()])
     extra.insert(0, "subject_id", ["mean", "std", "median"])
     return pd.concat([rows, extra], ignore_index=True)
+
+
+def _official_matching(table: OverlapTable, threshold: float) -> Matching:
+    """panoptica's ``MaxBipartiteMatching`` on Dice: one assignment over the whole cost matrix.
+
+    Rows are reference lesions ``1..N_ref``, columns predicted ones ``1..N_pred``; a pair costs
+    ``1 - Dice`` when its Dice ≥ ``threshold`` and ``1 + 1e-6`` otherwise (panoptica's numbers,
+    computed as it computes them), and an assigned pair of cost < 1 is a match. Equal-cost ties
+    are thereby broken by :func:`scipy.optimize.linear_sum_assignment` on the same matrix as in
+    panoptica.
+    """
+    dice = table.dice
+    eligible = np.flatnonzero(dice >= threshold)
+    ref_ids, pred_ids, pair_dice = table.ref_ids[eligible], table.pred_ids[eligible], dice[eligible]
+    # When no lesion has two eligible partners, every optimal assignment holds every eligible pair
+    # (leaving one out costs at least 1e-6 more), so the solver has nothing to choose.
+    if np.unique(ref_ids).size < ref_ids.size or np.unique(pred_ids).size < pred_ids.size:
+        cost = np.ones((table.n_ref, table.n_pred)) * (1.0 + 1e-6)
+        cost[ref_ids - 1, pred_ids - 1] = 1.0 - pair_dice
+        rows, cols = linear_sum_assignment(cost)
+        position = np.full((table.n_ref, table.n_pred), -1)
+        position[ref_ids - 1, pred_ids - 1] = np.arange(eligible.size)
+        picked = position[rows, cols]
+        keep = np.sort(picked[(picked >= 0) & (cost[rows, cols] < 1.0)])
+        ref_ids, pred_ids, pair_dice = ref_ids[keep], pred_ids[keep], pair_dice[keep]
+    return Matching(pred_ids, ref_ids, pair_dice, table.n_pred, table.n_ref, threshold)
 
 
 # --------------------------------------------------------------------------- parsers
@@ -511,7 +561,8 @@ def _pred_side(values: np.ndarray, pred_match: np.ndarray, n_pred: int) -> np.nd
 
 
 def _checked_maps(pred: np.ndarray, ref: np.ndarray, preset: ChallengePreset) -> tuple[np.ndarray, np.ndarray]:
-    """Both maps cropped to their foreground (+1 voxel), after checking shapes, dtypes and label values."""
+    """Both maps cropped to their foreground (+1 voxel) and transposed to SimpleITK's axis order,
+    after checking shapes, dtypes and label values."""
     pred, ref = np.asarray(pred), np.asarray(ref)
     if pred.shape != ref.shape:
         raise ValueError(f"Expected `pred` and `ref` of the same shape, but got {pred.shape} and {ref.shape}.")
@@ -521,7 +572,7 @@ def _checked_maps(pred: np.ndarray, ref: np.ndarray, preset: ChallengePreset) ->
         if not (np.issubdtype(label_map.dtype, np.integer) or label_map.dtype == np.bool_):
             raise ValueError(f"Expected an integer label map as `{name}`, but got dtype {label_map.dtype}.")
     box = _foreground_box(pred, ref)  # every rule is unchanged by cropping to the lesions (+1 voxel)
-    pred, ref = np.ascontiguousarray(pred[box]), np.ascontiguousarray(ref[box])
+    pred, ref = np.ascontiguousarray(pred[box].T), np.ascontiguousarray(ref[box].T)
     allowed = np.array((0, *preset.labels))
     for name, label_map in (("pred", pred), ("ref", ref)):
         values = _values_present(label_map)

@@ -29,10 +29,9 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from workbench._io import atomic_write
-from workbench.data.manifest import load_manifest
 from workbench.data.nifti import load_label
 from workbench.metrics.challenge import ChallengePreset, get_preset, score_case, summarize_scores
-from workbench.runs.cases import CasePair, match_cases, run_cases, select_split
+from workbench.runs.cases import CasePair, match_cases, reference_manifest, run_cases, select_split
 from workbench.runs.record import RunRecord, json_safe
 from workbench.runs.tables import claim_results_folder, write_tables
 
@@ -84,13 +83,12 @@ def tidy_summary(scores: pd.DataFrame, preset: str | ChallengePreset) -> pd.Data
         if region not in regions:
             continue
         values = pd.to_numeric(scores[column], errors="coerce")
-        with warnings.catch_warnings():  # all-NaN columns (no case has that lesion class) stay NaN
+        # all-NaN columns (no case has that lesion class) stay NaN; a std over ∞ (seg parser: a
+        # case without a matched lesion has lesion-wise HD95 ∞) is NaN
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            median = values.median()
-        rows.append(
-            {"region": region, "metric": metric, "mean": values.mean(), "std": values.std(),
-             "median": median, "count": int(values.count())}
-        )
+            stats = {"mean": values.mean(), "std": values.std(), "median": values.median()}
+        rows.append({"region": region, "metric": metric, **stats, "count": int(values.count())})
     return pd.DataFrame(rows, columns=["region", "metric", "mean", "std", "median", "count"])
 
 
@@ -133,7 +131,8 @@ def run_scoring(
     pred : path
         A folder of ``<case_id>.nii.gz`` files or a manifest of predictions.
     reference : path
-        The reference manifest.
+        The reference manifest, loaded without reading every label up front: each case's files
+        are read and checked once, when it is scored.
     out_dir : path
         Created if missing; ``run.json`` says ``running`` until the tables are written. One that
         holds files is refused unless ``overwrite``.
@@ -155,6 +154,9 @@ def run_scoring(
     ------
     CaseMatchError
         Predictions and reference cases do not pair up, or the split does not exist.
+    EvaluationError
+        A case's files cannot be read or hold label values the preset does not use (the case is
+        named).
     ValueError
         An unknown preset.
     FileExistsError
@@ -162,7 +164,7 @@ def run_scoring(
     """
     start = time.perf_counter()
     preset = get_preset(preset)
-    pairs = match_cases(pred, select_split(load_manifest(reference), split))
+    pairs = match_cases(pred, select_split(reference_manifest(reference), split))
     parameters = {
         "pred": str(Path(pred).resolve()),
         "reference": str(Path(reference).resolve()),
