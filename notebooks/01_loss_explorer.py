@@ -17,8 +17,8 @@
 # # 01 — Loss explorer: one phantom volume, one shaped prediction
 #
 # Builds one synthetic BraTS-METS-like case (`workbench.data.phantoms.make_case`), derives a
-# prediction from its reference (dilated or eroded, shifted, small lesions missed, a given
-# confidence and noise), and shows for one instance loss
+# prediction from its reference (dilated or eroded, the largest lesion over-segmented, shifted,
+# small lesions missed, a given confidence and noise), and shows for one instance loss
 #
 # * the loss value next to nnU-Net's DC+CE alone,
 # * the per-component table of its instance term (`build_loss(name).components(...)`: size,
@@ -26,6 +26,10 @@
 # * slices of the image, the reference, the prediction and the per-voxel gradient magnitude
 #   `|∂L/∂logits|` (summed over channels) of the loss and of DC+CE, on one colour scale, through
 #   the largest lesion of `region`.
+#
+# The defaults show what an instance term adds: the prediction is confident and leaves out the
+# lesions under 30 voxels, so each missed lesion's term is ≈ 1 and each found one's is low, while
+# DC+CE, which counts voxels, hardly notices; the widget says which controls to move next.
 #
 # With `interactive = True` (the default; open it with `workbench lab`) controls change the loss,
 # the region, the slice and the shaping, and the tables and figures update in place. Headless
@@ -40,10 +44,11 @@ loss: str = "blob"  # an instance loss with a component table: blob, cc, iwl_blo
 mode: str = "sigmoid"  # "sigmoid" (regions WT/TC/ET/RC) or "softmax" (classes)
 region: str = "WT"  # region (sigmoid) or class name (softmax) whose largest lesion is sliced
 dilate: int = 0  # voxels of dilation (negative: erosion) of every predicted lesion
+grow_largest: int = 0  # voxels of further dilation of each region's largest lesion (over-segmentation)
 shift: int = 0  # voxels the prediction is shifted along the first axis
-miss_below: int = 0  # reference lesions smaller than this many voxels are left out of the prediction
-confidence: float = 3.0  # logit magnitude inside and outside the predicted masks
-noise: float = 1.0  # standard deviation of Gaussian logit noise
+miss_below: int = 30  # reference lesions smaller than this many voxels are left out of the prediction
+confidence: float = 10.0  # logit magnitude inside and outside the predicted masks
+noise: float = 0.5  # standard deviation of Gaussian logit noise
 interactive: bool = True  # ipywidgets controls and live figures (False: draw once, e.g. under papermill)
 
 # %% [markdown]
@@ -64,13 +69,14 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-for _name in ("case_seed", "dilate", "shift", "miss_below"):
+for _name in ("case_seed", "dilate", "grow_largest", "shift", "miss_below"):
     if not _is_int(globals()[_name]):
         _fail(_name, "an integer", globals()[_name])
 if case_seed < 0:
     _fail("case_seed", "an integer >= 0", case_seed)
-if miss_below < 0:
-    _fail("miss_below", "an integer >= 0", miss_below)
+for _name in ("grow_largest", "miss_below"):
+    if globals()[_name] < 0:
+        _fail(_name, "an integer >= 0", globals()[_name])
 if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(_is_int(s) and s >= 16 for s in shape):
     _fail("shape", "a list of 3 integers >= 16", shape)
 if loss not in EXPLORER_LOSSES:
@@ -96,7 +102,8 @@ if not isinstance(interactive, bool):
 from workbench.viz.explorer import LossExplorer, Shaping
 
 explorer = LossExplorer(case_seed, tuple(shape), mode)
-shaping = Shaping(dilate, shift, miss_below, confidence, noise)
+shaping = Shaping(dilate=dilate, grow_largest=grow_largest, shift=shift, miss_below=miss_below,
+                  confidence=confidence, noise=noise)
 print(f"phantom {case_seed}: shape {explorer.shape}, spacing {tuple(round(s, 2) for s in explorer.spacing)} mm")
 explorer.lesion_counts()
 

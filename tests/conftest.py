@@ -11,7 +11,12 @@ import os
 import shutil
 import subprocess
 
+import monai  # noqa: F401  (before any test opens a napari viewer, see below)
 import pytest
+
+# MONAI imports torch._dynamo, which loads triton (on CUDA builds of torch); loading triton after a
+# napari viewer has made an OpenGL context under Xvfb segfaults in dlopen. Tests that train after
+# the viewer tests did: imported here, it is loaded first.
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -26,7 +26,7 @@ def cohort(tmp_path_factory):
     """Reference manifest of 3 phantom cases (32³) and a folder of perturbed predictions."""
     root = tmp_path_factory.mktemp("evaluate")
     reference = make_cohort(3, 11, root / "cohort", shape=(32, 32, 32))
-    assert main(["perturb", "--ref", str(reference), "-o", str(root / "pred"), "--seed", "1"]) == 0
+    assert main(["perturb", "--manifest", str(reference), "-o", str(root / "pred"), "--seed", "1"]) == 0
     return reference, root / "pred"
 
 
@@ -57,7 +57,7 @@ def test_perturb_writes_one_prediction_per_case(cohort):
 def test_evaluate_writes_six_tables_and_run_json(cohort, tmp_path, capsys):
     reference, pred = cohort
     out = tmp_path / "out"
-    status, stdout, _ = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", out, "--workers", 1,
+    status, stdout, _ = run_cli(capsys, "--pred", pred, "--manifest", reference, "-o", out, "--workers", 1,
                                 "--schema", "brats_mets")
     assert status == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "run.json"])
@@ -125,7 +125,7 @@ def test_missing_case_is_named(cohort, tmp_path, capsys):
     reference, pred = cohort
     pred = copy_predictions(pred, tmp_path / "pred")
     (pred / "phantom-001.nii.gz").unlink()
-    status, _, err = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out")
+    status, _, err = run_cli(capsys, "--pred", pred, "--manifest", reference, "-o", tmp_path / "out")
     assert status == 1
     assert "workbench evaluate: error:" in err and "missing" in err and "'phantom-001'" in err
     assert not (tmp_path / "out").exists()
@@ -135,7 +135,7 @@ def test_extra_case_is_named(cohort, tmp_path, capsys):
     reference, pred = cohort
     pred = copy_predictions(pred, tmp_path / "pred")
     shutil.copy(pred / "phantom-000.nii.gz", pred / "phantom-999.nii.gz")
-    status, _, err = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out")
+    status, _, err = run_cli(capsys, "--pred", pred, "--manifest", reference, "-o", tmp_path / "out")
     assert status == 1 and "extra" in err and "'phantom-999'" in err
 
 
@@ -152,7 +152,7 @@ def test_shape_mismatch_names_the_case_and_shapes(cohort, tmp_path, capsys):
     pred = copy_predictions(pred, tmp_path / "pred")
     label, affine, _ = load_label(pred / "phantom-002.nii.gz")
     save_nifti(pred / "phantom-002.nii.gz", label[:, :, :30], affine)
-    status, _, err = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out")
+    status, _, err = run_cli(capsys, "--pred", pred, "--manifest", reference, "-o", tmp_path / "out")
     assert status == 1
     assert "case 'phantom-002'" in err and "(32, 32, 30)" in err and "(32, 32, 32)" in err
 
@@ -192,7 +192,7 @@ def test_schema_names_resolve_by_unique_prefix():
 
 def test_unknown_prediction_path_is_an_error(cohort, tmp_path, capsys):
     reference, _ = cohort
-    status, _, err = run_cli(capsys, "--pred", tmp_path / "nowhere", "--ref", reference, "-o", tmp_path / "out")
+    status, _, err = run_cli(capsys, "--pred", tmp_path / "nowhere", "--manifest", reference, "-o", tmp_path / "out")
     assert status == 1 and "nowhere" in err
     np.testing.assert_equal((tmp_path / "out").exists(), False)
 
@@ -218,18 +218,18 @@ def test_split_evaluates_only_its_cases(cohort, tmp_path, capsys):
     for path in pred.iterdir():
         if path.name.removesuffix(".nii.gz") not in chosen:
             path.unlink()
-    status, _, _ = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out", "--split", split,
+    status, _, _ = run_cli(capsys, "--pred", pred, "--manifest", reference, "-o", tmp_path / "out", "--split", split,
                            "--workers", 1)
     assert status == 0
     assert sorted(pd.read_parquet(tmp_path / "out" / "per_case.parquet")["case_id"].unique()) == sorted(chosen)
-    status, _, err = run_cli(capsys, "--pred", pred, "--ref", reference, "-o", tmp_path / "out2", "--split", "nope")
+    status, _, err = run_cli(capsys, "--pred", pred, "--manifest", reference, "-o", tmp_path / "out2", "--split", "nope")
     assert status == 1 and "'nope'" in err
 
 
 def test_preset_writes_the_official_leaderboard_layout(cohort, tmp_path, capsys):
     reference, pred = cohort
     out = tmp_path / "scored"
-    status, stdout, _ = run_cli(capsys, "--preset", "brats_mets_2025", "--pred", pred, "--ref", reference, "-o", out,
+    status, stdout, _ = run_cli(capsys, "--preset", "brats_mets_2025", "--pred", pred, "--manifest", reference, "-o", out,
                                 "--workers", 2)
     assert status == 0 and "scored 3 cases with brats_mets_2025" in stdout
     assert {"scores.parquet", "scores.csv", "summary.parquet", "summary.csv", "lesions.parquet", "lesions.csv",
@@ -253,6 +253,6 @@ def test_preset_writes_the_official_leaderboard_layout(cohort, tmp_path, capsys)
 
 def test_preset_refuses_options_it_fixes(cohort, tmp_path, capsys):
     reference, pred = cohort
-    status, _, err = run_cli(capsys, "--preset", "brats_mets_2025", "--regions", "WT", "--pred", pred, "--ref",
+    status, _, err = run_cli(capsys, "--preset", "brats_mets_2025", "--regions", "WT", "--pred", pred, "--manifest",
                              reference, "-o", tmp_path / "x")
     assert status == 1 and "drop --regions" in err

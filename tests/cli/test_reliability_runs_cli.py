@@ -23,7 +23,7 @@ def cohort(tmp_path_factory):
     """Reference manifest of 2 phantom cases (32³) and a folder of perturbed predictions."""
     root = tmp_path_factory.mktemp("reliability")
     reference = make_cohort(2, 5, root / "cohort", shape=(32, 32, 32))
-    assert main(["perturb", "--ref", str(reference), "-o", str(root / "pred"), "--seed", "1"]) == 0
+    assert main(["perturb", "--manifest", str(reference), "-o", str(root / "pred"), "--seed", "1"]) == 0
     return reference, root / "pred"
 
 
@@ -72,7 +72,7 @@ def test_warnings_print_as_one_line():
 def test_evaluate_refuses_an_earlier_result_unless_overwrite(cohort, tmp_path, capsys):
     reference, pred = cohort
     out = tmp_path / "eval"
-    common = ["evaluate", "--pred", str(pred), "--ref", str(reference), "-o", str(out), "--workers", "1"]
+    common = ["evaluate", "--pred", str(pred), "--manifest", str(reference), "-o", str(out), "--workers", "1"]
     assert main(common) == 0
     before = (out / "run.json").read_text()
     capsys.readouterr()
@@ -88,7 +88,7 @@ def test_evaluate_refuses_an_earlier_result_unless_overwrite(cohort, tmp_path, c
 def test_a_preset_over_a_plain_result_leaves_no_old_table(cohort, tmp_path):
     reference, pred = cohort
     out = tmp_path / "eval"
-    common = ["evaluate", "--pred", str(pred), "--ref", str(reference), "-o", str(out), "--workers", "1"]
+    common = ["evaluate", "--pred", str(pred), "--manifest", str(reference), "-o", str(out), "--workers", "1"]
     assert main(common) == 0
     (out / "notes.txt").write_text("mine")
     assert main([*common, "--preset", "brats_mets_2025", "--overwrite"]) == 0

@@ -63,7 +63,7 @@ def test_a_manifest_built_in_python_refuses_such_ids_too(tmp_path):
 def test_perturb_with_a_traversal_id_writes_nothing_anywhere(tmp_path, capsys):
     ref = _cohort(tmp_path / "ref", ["a", "../../escape"])
     before = _tree(tmp_path)
-    assert main(["perturb", "--ref", str(ref), "-o", str(tmp_path / "out" / "pred")]) == 1
+    assert main(["perturb", "--manifest", str(ref), "-o", str(tmp_path / "out" / "pred")]) == 1
     err = capsys.readouterr().err
     assert "'../../escape'" in err and str(ref) in err and "Traceback" not in err
     assert _tree(tmp_path) == before
@@ -76,7 +76,7 @@ def test_perturb_refuses_a_case_file_that_links_out_of_its_folder(tmp_path, caps
     victim = tmp_path / "victim.nii.gz"
     victim.write_bytes(b"precious")
     (out / "b.nii.gz").symlink_to(victim)
-    assert main(["perturb", "--ref", str(ref), "-o", str(out), "--overwrite"]) == 1
+    assert main(["perturb", "--manifest", str(ref), "-o", str(out), "--overwrite"]) == 1
     assert f"Refusing to write {victim}" in capsys.readouterr().err
     assert victim.read_bytes() == b"precious"
     assert sorted(p.name for p in out.iterdir()) == ["b.nii.gz"]  # case 'a' was not written either
@@ -194,7 +194,7 @@ def test_evaluate_refuses_volumes_without_voxels_instead_of_an_empty_table(tmp_p
     empty = nib.Nifti1Image(np.zeros((0, 8, 8), np.uint8), np.eye(4))
     nib.save(empty, tmp_path / "ref" / "case0-seg.nii.gz")
     nib.save(empty, tmp_path / "pred" / "a.nii.gz")
-    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(ref), "-o", str(tmp_path / "eval")]) == 1
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--manifest", str(ref), "-o", str(tmp_path / "eval")]) == 1
     err = capsys.readouterr().err
     assert "case0-seg.nii.gz: the volume holds no voxels" in err and "Traceback" not in err
     assert not (tmp_path / "eval").exists()
@@ -221,10 +221,10 @@ def test_phantoms_into_an_existing_cohort_refuses_unless_overwrite(tmp_path, cap
 def test_perturb_into_earlier_predictions_refuses_unless_overwrite(tmp_path, capsys):
     ref = _cohort(tmp_path / "ref", ["a"])
     out = tmp_path / "pred"
-    assert main(["perturb", "--ref", str(ref), "-o", str(out), "--seed", "0"]) == 0
+    assert main(["perturb", "--manifest", str(ref), "-o", str(out), "--seed", "0"]) == 0
     first = (out / "a.nii.gz").read_bytes()
-    assert main(["perturb", "--ref", str(ref), "-o", str(out), "--seed", "5"]) == 1
+    assert main(["perturb", "--manifest", str(ref), "-o", str(out), "--seed", "5"]) == 1
     assert f"{out} already holds an earlier set of predictions; pass --overwrite" in capsys.readouterr().err
     assert (out / "a.nii.gz").read_bytes() == first
-    assert main(["perturb", "--ref", str(ref), "-o", str(out), "--seed", "5", "--overwrite"]) == 0
+    assert main(["perturb", "--manifest", str(ref), "-o", str(out), "--seed", "5", "--overwrite"]) == 0
     assert os.listdir(out) == ["a.nii.gz"]

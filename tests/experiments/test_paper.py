@@ -315,3 +315,10 @@ def test_sweep_file_makes_the_papers_eleven_configurations_with_three_seeds():
     # `exclude` drops the beta = 2 points of the three losses without an instance term: no repeats
     assert len(runs) == 33
     assert spec.fixed == RECIPE  # the demo's CPU recipe
+
+
+def test_the_quick_training_config_is_the_demo_recipe():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "configs" / "phantoms_quick.yaml").read_text())
+    assert {key: config[key] for key in RECIPE} == RECIPE

@@ -204,3 +204,32 @@ def test_dask_local_cluster_from_the_command_line(tmp_path):
     assert "2 of 2 runs complete" in done.stdout
     assert is_complete(spec.sweep_dir / "blob") and is_complete(spec.sweep_dir / "cc")
     assert json.loads((spec.sweep_dir / "sweep.json").read_text())["executor"] == "dask (local)"
+
+
+def test_a_runs_kernel_talks_over_encrypted_sockets_and_prints_no_transport_warning(tmp_path):
+    """The console of a sweep shows no ipykernel 'over TCP without encryption' line: the transport is encrypted."""
+    from workbench._kernels import ENCRYPTION, EncryptedKernelManager
+
+    import asyncio
+
+    assert ENCRYPTION == "auto"  # pyzmq's wheels carry CurveZMQ; ipykernel's kernelspec declares it
+
+    async def started_kernel_keys() -> tuple:
+        manager = EncryptedKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        try:
+            return manager.curve_publickey, manager.get_connection_info().get("curve_publickey")
+        finally:
+            await manager.shutdown_kernel(now=True)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as thread:  # a loop of its own: an earlier test may leave one running in this thread
+        public_key, in_connection_file = thread.submit(asyncio.run, started_kernel_keys()).result()
+    assert public_key and in_connection_file  # CurveZMQ keys were provisioned for the kernel
+    path = _sweep_file(tmp_path, {"loss": ["blob"]})
+    result = subprocess.run([sys.executable, "-m", "workbench", "sweep", str(path), "--no-progress"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "without encryption" not in result.stderr + result.stdout
+    assert "1 of 1 runs complete" in result.stdout

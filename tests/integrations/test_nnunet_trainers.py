@@ -218,6 +218,6 @@ def test_train_one_epoch_and_predict_end_to_end_on_cpu(nnunet_setup):
     assert set(np.unique(np.asarray(prediction.dataobj))) <= {0, 1, 2, 3, 4}
     # the loop closes: nnU-Net's predictions of the exported test split evaluate against the manifest
     evaluation = nnunet_setup.root / "evaluation"
-    assert workbench(["evaluate", "--pred", str(out), "--split", "test", "--ref", str(nnunet_setup.manifest),
+    assert workbench(["evaluate", "--pred", str(out), "--split", "test", "--manifest", str(nnunet_setup.manifest),
                       "-o", str(evaluation)]) == 0
     assert (evaluation / "per_case.parquet").is_file()

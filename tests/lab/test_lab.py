@@ -2,9 +2,9 @@
 
 The explorer test opens ``01_loss_explorer`` in a JupyterLab served from a copy of the notebooks,
 runs every cell from the menu, drags the ``dilate`` slider and checks that the loss values change
-and the plotly figures are drawn; screenshots go to the test's folder (and to
-``$WORKBENCH_SCREENSHOT_DIR`` when set: that is how ``docs/images/explorer.png`` is made). The
-server, its kernels and the page are shut down whatever happens.
+and the plotly figures are drawn; screenshots go to the test's folder (the README's picture of the
+explorer at its defaults comes from ``test_explorer_layout.py``). The server, its kernels and the
+page are shut down whatever happens.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _jupyterlab import quiet_settings
 
 from workbench.lab import KERNEL_DISPLAY_NAME, running_lab
 
@@ -37,13 +38,6 @@ def heatmap_images(page) -> list[str]:
     return page.eval_on_selector_all(".js-plotly-plot image", "images => images.map(e => e.getAttribute('href'))")
 
 
-def quiet_settings(folder: Path) -> dict[str, str]:
-    """A fresh JupyterLab settings/workspaces folder without the news and update pop-ups."""
-    notification = folder / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notification.parent.mkdir(parents=True)
-    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    (folder / "workspaces").mkdir()
-    return {"JUPYTERLAB_SETTINGS_DIR": str(folder / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(folder / "workspaces")}
 
 
 def test_workbench_lab_serves_the_notebooks_with_this_python_and_prints_the_url(tmp_path):
@@ -67,6 +61,7 @@ def test_workbench_lab_serves_the_notebooks_with_this_python_and_prints_the_url(
         assert any(str(tmp_path) in arg for arg in python3["argv"]), "kernels start in the project directory"
         listing = {item["name"] for item in get_json(f"{api}/contents?token={token}")["content"]}
         assert {"01_loss_explorer.ipynb", "04_audit.ipynb"} <= listing
+        assert {path.name for path in (tmp_path / "runs" / "lab").iterdir()} == listing  # the working copies
         with pytest.raises(urllib.error.HTTPError, match="403"):
             get_json(f"{api}/contents")  # the token is required
     finally:
@@ -157,8 +152,6 @@ def test_the_explorer_runs_in_jupyterlab_and_a_slider_changes_the_loss(browser, 
             page.close()
     for shot in shots:
         assert Image.open(shot).size[0] >= 1400
-    if os.environ.get("WORKBENCH_SCREENSHOT_DIR"):
-        shutil.copy(shots[1], Path(os.environ["WORKBENCH_SCREENSHOT_DIR"]) / "explorer.png")
 
 
 def test_the_kernelspec_runs_this_python_in_the_project_directory(tmp_path):
@@ -187,4 +180,4 @@ def test_a_busy_port_is_an_error_not_a_hang(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         with open(tmp_path / "lab.log", "w") as log, pytest.raises(OSError, match=f"Port {port} .* cannot be used"):
-            start_lab(NOTEBOOKS, port=port, log=log, timeout=60)
+            start_lab(tmp_path, port=port, log=log, timeout=60)

@@ -88,8 +88,8 @@ def test_n_and_p_step_through_misses_and_false_positives(phantom_viewer):
     widget = lesion_table_widget(viewer)
     widget.table.clearSelection()
     widget.table.setCurrentCell(-1, -1)
-    errors = [r for r in range(widget.table.rowCount()) if widget.lesion_at(r)["status"] != "TP"]
-    assert len(errors) >= 2
+    errors = [r for r in widget.listed_rows() if widget.lesion_at(r)["status"] != "TP"]
+    assert len(errors) >= 2 and len(widget.listed_rows()) < widget.table.rowCount(), "the list shows one region"
     canvas = viewer.window._qt_viewer.canvas.native
     visited = []
     for _ in range(len(errors) + 1):
@@ -150,7 +150,17 @@ def test_run_source_reads_case_prediction_and_loss(training_run):
     assert source.case.id == case_ids[1] and source.prediction.shape == source.case.label.shape
     assert (source.loss, source.loss_options, source.connectivity) == ("iwl_blob", {"max_weight": 20.0}, 18)
     assert run_source(run / "train").case.id == case_ids[0]
-    with pytest.raises(FileNotFoundError, match=rf"no prediction for case 'nope'.*{case_ids[0]}"):
+    predictions = run / "train" / "predictions"
+    for k in range(12):  # a demo-sized run: the message names a few of its cases, not all
+        (predictions / f"zz-{k:02d}.nii.gz").symlink_to(predictions / f"{case_ids[0]}.nii.gz")
+    try:
+        with pytest.raises(FileNotFoundError, match=r"holds .*, zz-05, \.\.\. \(14 in all\)\. Pass one"):
+            run_source(run, "phantom-016")
+    finally:
+        for k in range(12):
+            (predictions / f"zz-{k:02d}.nii.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"no prediction for case 'nope': a run predicts only its "
+                       rf"validation cases .* holds {case_ids[0]}, {case_ids[1]}\. Pass one"):
         run_source(run, "nope")
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         run_source(run / "train" / "predictions")

@@ -6,6 +6,7 @@ import cc3d
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from workbench.losses import build_loss
 from workbench.viz.explorer import LossExplorer, Shaping, components_html, explorer_widget, values_html
@@ -21,6 +22,7 @@ def explorer():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [({"dilate": 1.5}, "`dilate` to be an integer"), ({"miss_below": -1}, "`miss_below` ≥ 0"),
+     ({"grow_largest": -1}, "`grow_largest` ≥ 0"), ({"grow_largest": 2.0}, "`grow_largest` to be an integer"),
      ({"noise": float("nan")}, "`noise`"), ({"confidence": -1.0}, "`confidence`"), ({"shift": True}, "`shift`")],
 )
 def test_shaping_names_a_bad_value(fields, message):
@@ -38,10 +40,11 @@ def test_the_explorer_names_a_bad_argument(arguments, message):
 def test_shaping_reshapes_the_reference(explorer):
     masks = explorer.masks
     assert masks.shape == (4, *SHAPE) and masks.any()
-    np.testing.assert_array_equal(explorer.prediction(Shaping()), masks)
-    assert (explorer.prediction(Shaping(dilate=1)).sum(axis=(1, 2, 3)) >= masks.sum(axis=(1, 2, 3))).all()
-    assert explorer.prediction(Shaping(dilate=1)).sum() > masks.sum() > explorer.prediction(Shaping(dilate=-1)).sum()
-    np.testing.assert_array_equal(explorer.prediction(Shaping(shift=3)), np.roll(masks, 3, axis=1))
+    np.testing.assert_array_equal(explorer.prediction(Shaping(miss_below=0)), masks)
+    dilated, eroded = (explorer.prediction(Shaping(dilate=d, miss_below=0)) for d in (1, -1))
+    assert (dilated.sum(axis=(1, 2, 3)) >= masks.sum(axis=(1, 2, 3))).all()
+    assert dilated.sum() > masks.sum() > eroded.sum()
+    np.testing.assert_array_equal(explorer.prediction(Shaping(shift=3, miss_below=0)), np.roll(masks, 3, axis=1))
     wt = masks[0]
     sizes = np.bincount(cc3d.connected_components(wt, connectivity=26).ravel())[1:]
     threshold = int(np.sort(sizes)[-1])  # every lesion but the largest goes
@@ -81,8 +84,8 @@ def test_evaluate_equals_calling_the_loss_directly(loss, mode):
 
 
 def test_a_worse_prediction_costs_more(explorer):
-    good = explorer.evaluate("blob", Shaping(confidence=10.0, noise=0.0))
-    bad = explorer.evaluate("blob", Shaping(dilate=2, shift=4, confidence=10.0, noise=0.0))
+    good = explorer.evaluate("blob", Shaping(miss_below=0, confidence=10.0, noise=0.0))
+    bad = explorer.evaluate("blob", Shaping(dilate=2, shift=4, miss_below=0, confidence=10.0, noise=0.0))
     missed = explorer.evaluate("blob", Shaping(miss_below=10_000, confidence=10.0, noise=0.0))
     assert (good.components["dice"] < 0.1).all()  # the Dice *loss* of each component
     assert (missed.components["dice"] > 0.99).all()
@@ -144,7 +147,7 @@ def test_a_value_outside_a_sliders_range_widens_it_instead_of_being_clipped(expl
 
 def test_an_error_in_a_callback_is_shown_in_the_widget(explorer, monkeypatch):
     box = explorer_widget(explorer, "blob", "WT", Shaping())
-    problem = box.children[3]
+    problem = box.children[4]
 
     def broken(*args, **kwargs):
         raise RuntimeError("kernel ran out of memory")
@@ -159,5 +162,90 @@ def test_an_error_in_a_callback_is_shown_in_the_widget(explorer, monkeypatch):
 
 
 def test_values_html_marks_each_value_for_the_browser_test(explorer):
-    html = values_html(explorer.evaluate("blob", Shaping()))
+    result = explorer.evaluate("blob", Shaping())
+    html = values_html(result)
     assert html.count("class='wb-value'") == 2 and "data-loss='dc_ce'" in html
+    term = result.values["blob"] - result.values["dc_ce"]
+    assert f"<td class='wb-term'>{term:.4f}</td>" in html and "(blob − dc_ce)" in html
+
+
+# --------------------------------------------------------------------------- the defaults and the hint
+
+
+@pytest.fixture(scope="module")
+def several_lesions():
+    """Case 0 (the notebook's phantom) at 32³: three lesions per region, of 12 to 133 voxels."""
+    explorer = LossExplorer(0, SHAPE, "sigmoid")
+    sizes = explorer.instances.sizes[0]
+    assert all(len(s) == 3 and min(s) < Shaping().miss_below < max(s) for s in sizes[:3])
+    return explorer
+
+
+def widget_terms(box) -> tuple[float, float, np.ndarray]:
+    """The widget's instance term, its DC+CE and its per-component instance terms."""
+    exploration = box.exploration
+    values = exploration.values
+    return values[exploration.loss] - values["dc_ce"], values["dc_ce"], exploration.components["loss"].to_numpy()
+
+
+def test_grow_largest_over_segments_the_largest_lesion_only(several_lesions):
+    explorer = several_lesions
+    plain = explorer.prediction(Shaping(miss_below=0))
+    grown = explorer.prediction(Shaping(miss_below=0, grow_largest=2))
+    for channel in range(3):
+        components = explorer.instances.components[0, channel]
+        largest = components == int(np.argmax(explorer.instances.sizes[0][channel])) + 1
+        added = grown[channel] & ~plain[channel]
+        assert added.any() and (plain[channel] <= grown[channel]).all()
+        np.testing.assert_array_equal(added, ndimage.binary_dilation(largest, iterations=2) & ~plain[channel])
+    # A largest lesion that `miss_below` leaves out is not brought back by growing it.
+    np.testing.assert_array_equal(explorer.prediction(Shaping(miss_below=10_000, grow_largest=2)), False)
+
+
+def test_at_the_defaults_the_instance_term_tells_missed_from_found_lesions(several_lesions):
+    result = several_lesions.evaluate("blob", Shaping())
+    components = result.components
+    missed = components["size"] < Shaping().miss_below
+    assert 3 <= missed.sum() < len(components)
+    assert (components.loss[missed] > 0.95).all() and (components.loss[~missed] < 0.1).all()
+    term, dc_ce = result.values["blob"] - result.values["dc_ce"], result.values["dc_ce"]
+    assert term > dc_ce + 0.15
+    found = several_lesions.evaluate("blob", Shaping(miss_below=0))
+    assert term - (found.values["blob"] - found.values["dc_ce"]) > 3 * (dc_ce - found.values["dc_ce"])
+    # The gradient lights up the missed lesions: its largest value lies on one, and there it exceeds DC+CE's.
+    on_missed = (several_lesions.masks & ~result.prediction).any(0)
+    gradient = result.gradients["blob"]
+    assert on_missed[np.unravel_index(np.argmax(gradient), gradient.shape)]
+    assert gradient[on_missed].mean() > 1.3 * result.gradients["dc_ce"][on_missed].mean()
+
+
+def test_the_hint_names_the_widgets_controls_and_says_what_they_do(several_lesions):
+    import re
+
+    box = explorer_widget(several_lesions, "blob", "WT", Shaping())
+    hint = box.children[3].value
+    assert "What to try" in hint
+    descriptions = {control.description for control in box.controls.values()}
+    named = set(re.findall(r"<i>(.*?)</i>", hint))
+    assert {"miss below", "grow largest", "confidence", "loss"} <= named <= descriptions
+
+    term, dc_ce, before = widget_terms(box)  # "Set miss below to 0 and back: ... several times as much as DC+CE"
+    box.controls["miss_below"].value = 0
+    found_term, found_dc_ce, found = widget_terms(box)
+    assert term - found_term > 3 * (dc_ce - found_dc_ce) > 0
+
+    box.controls["grow_largest"].value = 2  # "with blob every lesion's term rises"
+    grown = widget_terms(box)[2]
+    assert (grown > found + 0.3).all()
+    box.controls["loss"].value = "cc"  # "switch loss to cc and only the grown lesion's term rises"
+    cc_grown = widget_terms(box)[2]
+    box.controls["grow_largest"].value = 0
+    cc_found = widget_terms(box)[2]
+    rose = cc_grown > cc_found + 0.3
+    assert rose.sum() == 3 and np.allclose(cc_grown[~rose], cc_found[~rose], atol=0.02)  # one per region
+    sizes = box.exploration.components["size"].to_numpy()
+    channels = box.exploration.components["channel"].to_numpy()
+    assert all(sizes[rose & (channels == c)] == sizes[channels == c].max() for c in ("WT", "TC", "ET"))
+
+    box.controls["confidence"].value = 3.0  # "every term towards 1 and the differences fade"
+    assert (widget_terms(box)[2] > 0.75).all()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from workbench.data.manifest import CaseData
 from workbench.instances import instance_maps
 from workbench.labels import get_schema
 from workbench.metrics import lesion_table
-from workbench.viz import STATUS_COLOURS, layers, lesion_labels
+from workbench.viz import STATUS_COLOURS, layers, lesion_features, lesion_labels
+from workbench.viz.layers import DEFAULT_LABELS, lesion_texts
 from workbench.instances.weights import iwl_weights
 
 SCHEMA = get_schema("brats_mets_2025")
@@ -161,3 +163,60 @@ def test_bad_input_is_named(hand_case):
     lesions = lesion_table(prediction, case.label, threshold=[0.3, 0.5])
     with pytest.raises(ValueError, match="one threshold"):
         lesion_labels(prediction, case.label, lesions[lesions["region"] == "ET"], schema=SCHEMA, region="ET")
+
+
+def many_false_positives(shape=(32, 32, 32)):
+    """A phantom prediction missing some lesions and inventing 40 one-voxel-radius blobs."""
+    from workbench.data.perturb import Perturbation, perturb_labels
+    from workbench.data.phantoms import MODALITIES, make_case
+
+    phantom = make_case(7, shape=shape)
+    prediction = perturb_labels(phantom.label, seed=0, perturbation=Perturbation(
+        drop=0.4, dilate=0.0, erode=0.0, false_positives=40, fp_radius=(1, 1)))
+    case = CaseData(id="fp", image=phantom.image, label=phantom.label, affine=np.eye(4), spacing=phantom.spacing,
+                    modalities=MODALITIES)
+    return case, prediction
+
+
+def test_false_positive_markers_carry_no_text_by_default():
+    case, prediction = many_false_positives()
+    out = by_name(layers(case, prediction, schema=SCHEMA))
+    for region in SCHEMA.region_names:
+        _, kwargs, _ = out[f"{region} lesions"]
+        features = kwargs["features"]
+        assert kwargs["text"]["string"] == "{text}", "the markers show the `text` feature, not every `label`"
+        labelled = features[features["text"] != ""]
+        assert not labelled["status"].eq("FP").any(), region
+        expected = features[features["status"] != "FP"].sort_values(["status", "size_mm3"], ascending=[True, False])
+        assert sorted(labelled.index) == sorted(expected.index[:DEFAULT_LABELS]), "FN then TP, largest first, capped"
+        assert (labelled["text"] == labelled["label"]).all()
+    wt = out["WT lesions"][1]["features"]
+    assert wt["status"].eq("FP").sum() >= 20 and (wt["text"] != "").sum() <= DEFAULT_LABELS
+    capped = lesion_texts(wt, case.spacing, cap=2)
+    assert list(wt["id"][capped != ""]) == [2, 4] and set(wt["status"][capped != ""]) == {"FN"}, "the two largest misses"
+
+
+def test_a_selected_lesion_labels_itself_and_its_nearest_neighbours():
+    rows = [  # status, id, size, centroid (voxels); spacing 2 mm
+        ("FN", 1, 100.0, (10, 10, 10)), ("FP", 2, 8.0, (10, 11, 10)), ("FP", 3, 8.0, (10, 10, 13)),
+        ("FP", 4, 8.0, (10, 14, 10)), ("TP", 5, 50.0, (10, 10, 15)), ("FP", 6, 8.0, (10, 30, 30)),
+        ("FP", 7, 8.0, (11, 10, 10)),
+    ]
+    lesions = pd.DataFrame({
+        "region": "ET", "status": [r[0] for r in rows], "threshold": 0.5,
+        "ref_id": [np.nan if r[0] == "FP" else r[1] for r in rows], "pred_id": [r[1] if r[0] == "FP" else np.nan for r in rows],
+        "ref_mm3": [np.nan if r[0] == "FP" else r[2] for r in rows], "pred_mm3": [r[2] if r[0] == "FP" else np.nan for r in rows],
+        "dice": 0.0, **{axis: [r[3][k] for r in rows] for k, axis in enumerate(("centroid_z", "centroid_y", "centroid_x"))},
+    })
+    features = lesion_features(lesions)
+    spacing = (2.0, 2.0, 2.0)
+    texts = lesion_texts(features, spacing, selected=0, neighbours=3, radius_mm=12.0)
+    assert texts[0] == features["label"][0] == "ET FN R1 · 100 mm³ · Dice 0.00"
+    assert list(texts[1:]) == ["FP P2", "FP P3", "", "", "", "FP P7"], "the 3 nearest within 12 mm (P4 is 8 mm away, 4th)"
+    in_slice = lesion_texts(features, spacing, selected=0, neighbours=3, radius_mm=12.0, slice_axis=0)
+    assert list(in_slice[1:]) == ["FP P2", "FP P3", "FP P4", "", "", ""], "P7 lies on the next slice along axis 0"
+    spaced = lesion_texts(features, spacing, selected=0, neighbours=3, radius_mm=12.0, min_gap_mm=3.0)
+    assert list(spaced[1:]) == ["", "FP P3", "FP P4", "TP R5", "", ""], "P2 and P7 (2 mm away) would print over R1"
+    among = np.array([True, False, True, True, True, True, True])
+    assert list(lesion_texts(features, spacing, selected=0, among=among, radius_mm=12.0)[1:4]) == ["", "FP P3", "FP P4"]
+    assert list(lesion_texts(features, spacing)) == [features["label"][0], "", "", "", features["label"][4], "", ""]

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from workbench._process import Terminated, sigterm_raises
+from workbench.cli._options import deprecation_warnings
 
 __all__ = ["CommandError", "main"]
 
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     prefix = f"workbench {args.command}"
     with _one_line_warnings(prefix), sigterm_raises():
+        for message in deprecation_warnings(args):
+            warnings.warn(message, FutureWarning, stacklevel=1)
         try:
             return args.run(args) or 0
         except (KeyboardInterrupt, ValueError, OSError, CommandError) as error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workbench.cli._options import FORMATS_DOC, add_manifest_option
+
 __all__ = [
     "add_instances",
     "add_manifest",
@@ -26,7 +28,7 @@ def add_summary(commands: argparse._SubParsersAction) -> None:
         description="Check every file of a manifest (default: the built-in phantom cohort, generated into the cache "
         "on first use) and print its instance statistics per region (the multi-class paper's Table 1).",
     )
-    summary.add_argument("--manifest", type=Path, default=None, help="manifest to summarise (default: the phantoms)")
+    add_manifest_option(summary, "the dataset to summarise (default: the phantoms)")
     summary.set_defaults(run=run_summary)
 
 
@@ -60,13 +62,17 @@ def add_phantoms(commands: argparse._SubParsersAction) -> None:
     phantoms = commands.add_parser(
         "phantoms",
         help="write a synthetic BraTS-METS-like cohort (NIfTI + manifest)",
-        description="Write N phantom cases as NIfTI files and a manifest.yaml into OUT.",
+        description="Write N phantom cases as NIfTI files and a manifest.yaml into OUT "
+        f"({FORMATS_DOC}#phantom-cohort). Arrays are in NIfTI voxel order (i, j, k), so --shape and --spacing are "
+        "given as X Y Z.",
     )
     phantoms.add_argument("n", type=int, help="number of cases")
     phantoms.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     phantoms.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
-    phantoms.add_argument("--shape", type=int, nargs=3, default=(96, 96, 96), metavar=("Z", "Y", "X"))
-    phantoms.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("Z", "Y", "X"), help="mm per voxel")
+    phantoms.add_argument("--shape", type=int, nargs=3, default=(96, 96, 96), metavar=("X", "Y", "Z"),
+                          help="voxels per axis (default 96 96 96)")
+    phantoms.add_argument("--spacing", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                          help="mm per voxel (default: isotropic, the brain plus a 4 mm margin just fits --shape)")
     phantoms.add_argument("--overwrite", action="store_true", help="regenerate into an OUT folder that is not empty")
     phantoms.set_defaults(run=run_phantoms)
 
@@ -92,24 +98,39 @@ def add_manifest(commands: argparse._SubParsersAction) -> None:
         "write a manifest; every file's header is checked, and every label map's values against the schema.",
     )
     brats.add_argument("root", type=Path, help="folder holding the case folders")
-    brats.add_argument("-o", "--out", type=Path, required=True, help="manifest file to write (.yaml)")
+    brats.add_argument("-o", "--out", type=Path, required=True,
+                       help=f"manifest file to write (.yaml; format: {FORMATS_DOC}#dataset-manifest)")
     brats.add_argument("--name", default="brats_mets_2025", help="dataset name")
-    brats.add_argument("--split", default=None, help="split name given to every case (e.g. train)")
+    splits = brats.add_mutually_exclusive_group()
+    splits.add_argument("--split", default=None, help="split name given to every case (e.g. train)")
+    splits.add_argument(
+        "--splits", type=float, nargs=3, default=None, metavar=("TRAIN", "VAL", "TEST"),
+        help="split the labelled cases at random into train / val / test by these fractions (e.g. 0.7 0.1 0.2), "
+        "keeping each patient's time points together; what `workbench demo --manifest` needs",
+    )
+    brats.add_argument("--seed", type=int, default=0, help="seed of --splits (default 0)")
     brats.add_argument("--no-validate", action="store_true", help="skip reading every file's header and label values")
     brats.set_defaults(run=run_manifest_brats)
 
 
 def run_manifest_brats(args: argparse.Namespace) -> int:
-    from workbench.data.brats import scan_brats_mets
-    from workbench.data.manifest import validate_files, write_manifest
+    import pandas as pd
+
+    from workbench.data.brats import patient_id, scan_brats_mets
+    from workbench.data.manifest import assign_splits, validate_files, write_manifest
 
     manifest = scan_brats_mets(args.root, name=args.name, split=args.split)
+    if args.splits is not None:
+        manifest = assign_splits(manifest, dict(zip(("train", "val", "test"), args.splits, strict=True)),
+                                 seed=args.seed, group=patient_id)
     if not args.no_validate:
         validate_files(manifest)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, args.out)
     labelled = sum(case.label is not None for case in manifest.cases)
-    print(f"wrote {args.out}: {len(manifest.cases)} cases, {labelled} with labels")
+    splits = pd.Series([case.split for case in manifest.cases if case.split is not None], dtype=object).value_counts()
+    in_splits = f"; splits: {', '.join(f'{name} {count}' for name, count in splits.items())}" if len(splits) else ""
+    print(f"wrote {args.out}: {len(manifest.cases)} cases, {labelled} with labels{in_splits}")
     return 0
 
 
@@ -124,7 +145,8 @@ def add_instances(commands: argparse._SubParsersAction) -> None:
     instances.add_argument("--schema", default="brats_mets_2025", help="label schema (default brats_mets_2025)")
     instances.add_argument("--mode", choices=("sigmoid", "softmax"), default="sigmoid", help="regions or classes")
     instances.add_argument("--connectivity", type=int, default=None, help="6/18/26 (3D), 4/8 (2D); default full")
-    instances.add_argument("--out", type=Path, default=None, help="folder for <channel>-components/-cells NIfTI files")
+    instances.add_argument("-o", "--out", type=Path, default=None,
+                           help=f"folder for <channel>-components/-cells NIfTI files ({FORMATS_DOC}#instance-maps)")
     instances.set_defaults(run=run_instances)
 
 
@@ -160,9 +182,10 @@ def add_perturb(commands: argparse._SubParsersAction) -> None:
         "perturb",
         help="write imperfect predictions made from a manifest's labels",
         description="For every labelled case of a manifest, drop, dilate or erode some lesions and add "
-        "false-positive blobs; write OUT/<case_id>.nii.gz with the reference affine (input for evaluate --pred).",
+        "false-positive blobs; write OUT/<case_id>.nii.gz with the reference affine (input for evaluate --pred; "
+        f"{FORMATS_DOC}#prediction-folder).",
     )
-    perturb.add_argument("--ref", type=Path, required=True, help="reference manifest (.yaml)")
+    add_manifest_option(perturb, "the reference cases' manifest", required=True)
     perturb.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     perturb.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     perturb.add_argument("--overwrite", action="store_true", help="write into an OUT folder that is not empty")
@@ -172,6 +195,6 @@ def add_perturb(commands: argparse._SubParsersAction) -> None:
 def run_perturb(args: argparse.Namespace) -> int:
     from workbench.data.perturb import write_perturbed_predictions
 
-    out = write_perturbed_predictions(args.ref, args.out, seed=args.seed, overwrite=args.overwrite)
+    out = write_perturbed_predictions(args.manifest, args.out, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote perturbed predictions to {out}")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench._validate import DEFAULT_CONNECTIVITY, DEFAULT_THRESHOLDS
+from workbench.cli._options import FORMATS_DOC, add_manifest_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,10 +30,11 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
         "cases in parallel processes (all metrics per region and matching threshold) and write per-case, "
         "per-lesion and summary tables (Parquet and CSV) plus run.json into OUT; print the summary. "
         "Predictions: a folder of <case_id>.nii.gz files (<case_id>-seg.nii.gz and .nii also accepted) or a "
-        "manifest whose cases' label files are the predictions.",
+        "manifest whose cases' label files are the predictions. Inputs and the tables' columns: "
+        f"{FORMATS_DOC}#prediction-folder, {FORMATS_DOC}#evaluate-outputs.",
     )
     evaluate.add_argument("--pred", type=Path, required=True, help="prediction folder or manifest (.yaml)")
-    evaluate.add_argument("--ref", type=Path, required=True, help="reference manifest (.yaml)")
+    add_manifest_option(evaluate, "the reference cases' manifest", required=True)
     evaluate.add_argument("-o", "--out", type=Path, required=True, help="output folder for the tables and run.json")
     evaluate.add_argument(
         "--schema", default=None,
@@ -72,7 +74,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from workbench.runs.evaluate import run_evaluation
 
     result = run_evaluation(
-        args.pred, args.ref, args.out, schema=args.schema, regions=args.regions, thresholds=args.thresholds,
+        args.pred, args.manifest, args.out, schema=args.schema, regions=args.regions, thresholds=args.thresholds,
         connectivity=args.connectivity, workers=args.workers, split=args.split, overwrite=args.overwrite,
     )
     print(f"evaluated {len(result.seconds)} cases; tables and run.json in {args.out}")
@@ -98,7 +100,7 @@ def _run_preset(args: argparse.Namespace) -> int:
         raise ValueError(f"--preset fixes the regions, matching and connectivity; drop {', '.join(fixed)}.")
     preset = get_preset(args.preset)
     result = run_scoring(
-        args.pred, args.ref, args.out, preset=preset, split=args.split, workers=args.workers, overwrite=args.overwrite
+        args.pred, args.manifest, args.out, preset=preset, split=args.split, workers=args.workers, overwrite=args.overwrite
     )
     print(f"scored {len(result.seconds)} cases with {preset.name} (brats-evaluation config {preset.config!r}, "
           f"{preset.parser} parser); tables, leaderboard.csv and run.json in {args.out}")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from workbench.cli._options import FORMATS_DOC, add_manifest_option
+
 __all__ = ["add_demo", "add_report", "add_sweep", "run_demo", "run_report", "run_sweep"]
 
 
@@ -29,7 +31,7 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     demo.add_argument("--epochs", type=int, default=None, help="epochs of 30 steps (default 14)")
     demo.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device (default auto)")
     demo.add_argument("--workers", type=int, default=2, help="runs at a time, sharing the cores (default 2)")
-    demo.add_argument("--manifest", type=Path, default=None, help="a dataset manifest instead of the phantoms")
+    add_manifest_option(demo, "a dataset to compare the losses on instead of the phantoms")
     demo.set_defaults(run=run_demo)
 
 
@@ -82,7 +84,8 @@ def add_sweep(commands: argparse._SubParsersAction) -> None:
         description="Execute the sweep file's notebook once per grid point into <out>/<name>/<run-id>/ "
         "(the executed notebook kept as notebook.ipynb). Runs whose run.json says complete are skipped, so a "
         "killed sweep started again redoes only the unfinished runs; a failed run records its error and "
-        "traceback in its run.json and the others go on. Format: see workbench.experiments.sweep.",
+        f"traceback in its run.json and the others go on. Sweep file: {FORMATS_DOC}#sweep-file; the folder it "
+        f"writes: {FORMATS_DOC}#sweep-folder.",
     )
     sweep.add_argument("sweep_file", type=Path, help="sweep file (.yaml)")
     sweep.add_argument("--workers", type=int, default=1, help="runs at a time (default 1)")
@@ -116,8 +119,9 @@ def add_report(commands: argparse._SubParsersAction) -> None:
         "report",
         help="aggregate a sweep's runs into results.parquet and report.html",
         description="Join every complete run's per_case.parquet with its grid values into SWEEP_DIR/results.parquet "
-        "and write SWEEP_DIR/report.html (run statuses, Dice/PQ/RQ tables per configuration, plotly figures; "
-        "self-contained), both atomically.",
+        "and write SWEEP_DIR/report.html (findings first: not-converged banner, paired differences against DC+CE "
+        "with bootstrap intervals and verdicts; then curves, detection, galleries and tables; self-contained), both "
+        f"atomically ({FORMATS_DOC}#sweep-folder).",
     )
     report.add_argument("sweep_dir", type=Path, help="a sweep folder (holds sweep.json)")
     report.set_defaults(run=run_report)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workbench.cli._options import FORMATS_DOC, add_manifest_option
+
 __all__ = ["add_predict", "add_train", "run_predict", "run_train"]
 
 
@@ -14,7 +16,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         help="train a 3D U-Net with one of the losses",
         description="Train a patch-based 3D U-Net (MONAI DynUNet, nnU-Net-style defaults) with the loss, data and "
         "schedule of a YAML or JSON config; write config.yaml, run.json, metrics.parquet, checkpoints/last.pt and "
-        "predictions/ into the config's out_dir. Fields: see workbench.training.TrainConfig.",
+        f"predictions/ into the config's out_dir. Config fields, defaults and checks: {FORMATS_DOC}#training-config; "
+        f"the run folder: {FORMATS_DOC}#run-folder.",
     )
     train.add_argument("--config", type=Path, required=True, help="config file (.yaml, .yml or .json)")
     train.add_argument("--resume", action="store_true", help="continue the run in out_dir from its last checkpoint")
@@ -44,10 +47,11 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
         "predict",
         help="predict a manifest's cases with a trained run",
         description="Load RUN_DIR/checkpoints/last.pt, run sliding-window inference on every selected case of the "
-        "manifest and write OUT/<case_id>.nii.gz label maps with the cases' affines (input for evaluate --pred).",
+        "manifest and write OUT/<case_id>.nii.gz label maps with the cases' affines (input for evaluate --pred; "
+        f"{FORMATS_DOC}#prediction-folder).",
     )
     predict.add_argument("run_dir", type=Path, help="a run folder written by `workbench train`")
-    predict.add_argument("--manifest", type=Path, required=True, help="manifest of the cases (.yaml)")
+    add_manifest_option(predict, "the cases to predict", required=True)
     predict.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     predict.add_argument("--split", default=None, help="only the cases of this split (default: all)")
     predict.add_argument("--cases", nargs="+", default=None, help="only these case ids")

@@ -19,8 +19,10 @@ def add_audit(commands: argparse._SubParsersAction) -> None:
         description="Open the napari audit view of one case of a run (`workbench audit RUN_DIR --case ID`; RUN_DIR "
         "is a `workbench train` run or a run folder of `workbench sweep` / `demo`) or of plain NIfTI files "
         "(`workbench audit --image T1C.nii.gz [...] --label SEG.nii.gz [--pred PRED.nii.gz]`). A dock widget lists "
-        "the lesions, misses first; selecting one moves the view to it; keys n / p step through misses and false "
-        "positives. Needs a display (on a headless machine: xvfb-run).",
+        "the lesions of the region shown, misses first, filtered by status and size and sorted by any column; "
+        "selecting one moves the view to it; keys n / p step through the listed misses and false positives. A run "
+        "predicts only its held-out cases: --case is one of those. Needs a display (on a headless machine: "
+        "xvfb-run).",
     )
     audit.add_argument("run_dir", type=Path, nargs="?", default=None, help="a run folder")
     audit.add_argument("--case", default=None, help="case id (default: the run's first predicted case)")
@@ -91,12 +93,14 @@ def add_lab(commands: argparse._SubParsersAction) -> None:
     lab = commands.add_parser(
         "lab",
         help="JupyterLab on the notebooks, with this environment as their kernel",
-        description="Start JupyterLab on the workbench notebooks (the checkout's notebooks/ folder) with this "
-        "Python environment as the notebooks' python3 kernel, and print its address (127.0.0.1, with a token). "
-        "Kernels start in the current directory, so relative paths in a notebook (runs/...) mean what they mean "
-        "on the command line. Ctrl-C stops the server and its kernels.",
+        description="Start JupyterLab on working copies of the workbench notebooks in runs/lab/ of the current "
+        "directory (copied from the checkout's notebooks/ where missing, never overwritten: the committed "
+        "notebooks never change), with this Python environment as the notebooks' python3 kernel, and print its "
+        "address (127.0.0.1, with a token). Kernels start in the current directory, so relative paths in a "
+        "notebook (runs/...) mean what they mean on the command line. Ctrl-C stops the server and its kernels.",
     )
-    lab.add_argument("--dir", type=Path, default=None, help="notebooks folder (default: the checkout's notebooks/)")
+    lab.add_argument("--dir", type=Path, default=None,
+                     help="serve this folder of your own notebooks as it is (default: working copies in runs/lab/)")
     lab.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.set_defaults(run=run_lab)
@@ -110,7 +114,7 @@ def run_lab(args: argparse.Namespace) -> int:
 
     print("Starting JupyterLab ...", flush=True)
     lab = start_lab(args.dir, port=args.port, open_browser=not args.no_browser)
-    print(f"\nJupyterLab is serving {lab.root_dir}; kernels start in {Path.cwd()}.\n"
+    print(f"\n{lab.describe()}\n"
           f"Open the loss explorer:\n\n    {lab.notebook_url('01_loss_explorer.ipynb')}\n\n"
           f"or the lab: {lab.url}\nCtrl-C stops it.", flush=True)
     try:

@@ -23,10 +23,19 @@ from pathlib import Path
 from workbench.data.manifest import CaseEntry, Manifest, ManifestError
 from workbench.labels import BRATS_METS_2025
 
-__all__ = ["CASE_PATTERN", "MODALITIES", "scan_brats_mets"]
+__all__ = ["CASE_PATTERN", "MODALITIES", "patient_id", "scan_brats_mets"]
 
 CASE_PATTERN = re.compile(r"BraTS-MET-\d{5}-\d{3}")
 """A case folder's name, which is also the case id and the file-name prefix."""
+
+
+def patient_id(case_id: str) -> str:
+    """The patient of a case: ``BraTS-MET-00123-001`` (patient 00123, time point 001) -> ``BraTS-MET-00123``.
+
+    A patient's time points share lesions, so splits keep them together
+    (``assign_splits(..., group=patient_id)``); an id outside the challenge's pattern is its own patient.
+    """
+    return case_id[: -len("-000")] if CASE_PATTERN.fullmatch(case_id) else case_id
 
 MODALITIES = ("t1n", "t1c", "t2w", "t2f")
 """Image channels in BraTS order: native T1, contrast-enhanced T1, T2, T2-FLAIR."""

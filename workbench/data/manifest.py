@@ -68,7 +68,7 @@ import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -90,6 +90,7 @@ __all__ = [
     "CaseEntry",
     "Manifest",
     "ManifestError",
+    "assign_splits",
     "cache_dir",
     "load_case",
     "load_manifest",
@@ -261,6 +262,60 @@ class CaseData:
     affine: np.ndarray
     spacing: tuple[float, ...]
     modalities: tuple[str, ...]
+
+
+def assign_splits(
+    manifest: Manifest,
+    fractions: Mapping[str, float],
+    *,
+    seed: int = 0,
+    group: Callable[[str], str] | None = None,
+) -> Manifest:
+    """The manifest with its labelled cases split at random into ``fractions`` (e.g. train / val / test).
+
+    Parameters
+    ----------
+    manifest : Manifest
+    fractions : Mapping[str, float]
+        Split name -> fraction of the labelled cases' groups; positive, summing to 1. Each split gets
+        ``round(fraction * groups)`` groups (the largest-remainder rule, so the counts add up) and at
+        least one when there are enough groups.
+    seed : int
+        Of the shuffle: the same manifest, fractions and seed give the same splits.
+    group : callable, optional
+        Case id -> group id; the cases of one group (one patient's time points) land in one split, so
+        no patient is both trained on and held out. Default: every case its own group.
+
+    Returns
+    -------
+    Manifest
+        Unlabelled cases keep their split.
+
+    Raises
+    ------
+    ValueError
+        If a fraction is not positive, they do not sum to 1, or there are fewer labelled groups than splits.
+    """
+    if not fractions or any(not np.isfinite(f) or f <= 0 for f in fractions.values()):
+        raise ValueError(f"Expected positive split fractions, but got {dict(fractions)}.")
+    if abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"Expected split fractions that sum to 1, but got {dict(fractions)} (sum {sum(fractions.values()):g}).")
+    group = group or (lambda case_id: case_id)
+    groups = sorted({group(case.id) for case in manifest.cases if case.label is not None})
+    if len(groups) < len(fractions):
+        raise ValueError(f"Manifest {manifest.name!r} has {len(groups)} labelled case groups, fewer than the "
+                         f"{len(fractions)} splits {list(fractions)}.")
+    shares = np.array(list(fractions.values())) * len(groups)
+    counts = np.maximum(np.floor(shares).astype(int), 1)
+    for k in np.argsort(-(shares - np.floor(shares)), kind="stable")[: max(len(groups) - counts.sum(), 0)]:
+        counts[k] += 1
+    while counts.sum() > len(groups):  # the minimum of one per split took groups from the largest
+        counts[np.argmax(counts)] -= 1
+    order = np.random.default_rng(seed).permutation(len(groups))
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    split_of = {groups[i]: name for name, lo, hi in zip(fractions, bounds[:-1], bounds[1:], strict=True) for i in order[lo:hi]}
+    cases = [replace(case, split=split_of[group(case.id)]) if case.label is not None else case for case in manifest.cases]
+    return replace(manifest, cases=tuple(cases))
 
 
 def cache_dir() -> Path:

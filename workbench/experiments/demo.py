@@ -76,12 +76,34 @@ def demo_spec(
     if quick and manifest is None:
         manifest = make_cohort(6, 0, out / "cohort", shape=(32, 32, 32))
     if manifest is not None:
+        _check_splits(manifest)
         fixed["manifest"] = str(Path(manifest).resolve())
     return SweepSpec(
         name="losses", notebook=demo_notebook(), out=out,
         grid={"loss": list(losses), "alpha": [1.0], "beta": [1.0], "seed": list(range(seeds))}, fixed=fixed,
         source=f"workbench demo{' --quick' if quick else ''}",
     )
+
+
+def _check_splits(manifest: str | os.PathLike[str]) -> None:
+    """Refuse, before any run starts, a manifest without labelled ``train`` and held-out (``test`` or ``val``) cases."""
+    from workbench.data.manifest import read_manifest
+    from workbench.runs.pipeline import held_out_split
+
+    data = read_manifest(manifest)
+    try:
+        train, held_out = held_out_split(data, 0, 0)
+    except KeyError as error:
+        train, held_out = (), ()
+        problem = error.args[0]
+    else:
+        problem = f"Manifest {data.name!r} has no labelled 'test' or 'val' case to evaluate on."
+    if not train or not held_out:
+        raise ValueError(
+            f"{problem} The demo trains on the 'train' split and evaluates on 'test' (else 'val'): give the cases a "
+            f"`split` in {manifest}, or write the manifest with `workbench manifest brats-mets ROOT -o {manifest} "
+            "--splits 0.7 0.1 0.2`."
+        )
 
 
 def run_demo(

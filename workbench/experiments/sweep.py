@@ -614,6 +614,8 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
     """
     import papermill
 
+    from workbench._kernels import EncryptedKernelManager
+
     folder = Path(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     started, start = utc_now(), time.perf_counter()
@@ -632,8 +634,7 @@ def execute_run(notebook: str, run_dir: str, parameters: dict[str, Any], kernel:
             cwd=str(folder),
             progress_bar=False,
             log_output=False,
-            # the kernel's start-up warnings (plain-TCP transport on localhost) flooded the console, once per run
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            kernel_manager_class=EncryptedKernelManager,  # no plain-TCP warning per run: the traffic is encrypted
             # nbclient waits 4 s for a cell's last output by default; a plotly cell on cores busy with
             # another run's training took longer, and papermill turns that wait into a failed run
             iopub_timeout=_IOPUB_TIMEOUT_S,

@@ -10,11 +10,25 @@ From the shell: ``workbench train --config FILE [--resume]`` and
 ``workbench predict RUN_DIR --manifest M -o OUT``.
 """
 
+from importlib import import_module
+from typing import Any
+
 from workbench.labels import regions_to_labels
 from workbench.training.config import ConfigError, TrainConfig, config_to_dict, load_config, validate
-from workbench.training.loop import RunResult, train
-from workbench.training.model import load_model
-from workbench.training.predict import predict_manifest
+
+# torch, MONAI and the network load when first used, not with the config (``workbench audit`` reads a
+# run's config only; importing the training loop cost it ~6 s).
+_LAZY = {"RunResult": "loop", "train": "loop", "load_model": "model", "predict_manifest": "predict"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"workbench.training.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'workbench.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 __all__ = [
     "ConfigError",

@@ -15,6 +15,9 @@ from workbench.viz.layers import (
     layers,
     lesion_features,
     lesion_labels,
+    lesion_texts,
+    marker_sizes,
 )
 
-__all__ = ["STATUS_COLOURS", "STATUS_MEANING", "WEIGHTED_LOSSES", "LayerData", "layers", "lesion_features", "lesion_labels"]
+__all__ = ["STATUS_COLOURS", "STATUS_MEANING", "WEIGHTED_LOSSES", "LayerData", "layers", "lesion_features", "lesion_labels",
+           "lesion_texts", "marker_sizes"]

@@ -1,16 +1,20 @@
 """The napari audit view: the layers of :func:`workbench.viz.layers` and a lesion table to walk them.
 
-The dock widget lists every lesion of the case (missed ones first, then false positives, then
-detections, each by size, largest first; click a header to sort otherwise) under a legend of the
-three status colours. Selecting a row shows that lesion's region, moves the slice to the lesion's
-centroid and centres the camera on it; keys ``n`` / ``p`` step to the next / previous FN or FP.
+The dock widget lists the lesions of the region shown (missed ones first, then false positives,
+then detections, each by size, largest first; click a header to sort otherwise) under a legend of
+the three status colours; the region drop-down (or "all regions"), status boxes and a size range
+filter the list. Selecting a row shows that lesion's region, labels its marker and its
+neighbours' (other markers stay plain), moves the slice to the lesion's centroid and centres the
+camera on it; keys ``n`` / ``p`` step to the next / previous listed FN or FP.
 Needs napari with a Qt backend (``napari[pyqt6]``) and a display (Xvfb on a headless machine).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import napari
@@ -21,8 +25,11 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QAbstractSpinBox,
     QApplication,
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QTableWidget,
@@ -33,17 +40,23 @@ from qtpy.QtWidgets import (
 
 from workbench._io import atomic_write
 from workbench.metrics import lesion_table
-from workbench.viz.layers import STATUS_COLOURS, STATUS_MEANING, layers, lesion_features
+from workbench.viz.layers import STATUS_COLOURS, STATUS_MEANING, layers, lesion_features, lesion_texts, marker_sizes
 from workbench.viz.sources import AuditSource
 
 __all__ = ["LesionTable", "audit_viewer", "lesion_table_widget", "save_screenshot"]
 
 _STATUS_ORDER = {"FN": 0, "FP": 1, "TP": 2}
 _COLUMNS = ("status", "region", "id", "size", "Dice")
+_DRAW_ORDER = {"TP": 0, "FP": 1, "FN": 2}
+_TEXT_LINE_PX = 14  # height of a marker label (size 9) on screen
+#: The region drop-down's entry that lists (and marks) the lesions of every region.
+ALL_REGIONS = "all regions"
 
 
 def audit_viewer(source: AuditSource, *, threshold: float = 0.5, show: bool = True) -> napari.Viewer:
     """Open napari on one case with the audit layers and the lesion table.
+
+    The view opens on the region of the table's first lesion (the largest miss, if any).
 
     Parameters
     ----------
@@ -65,17 +78,20 @@ def audit_viewer(source: AuditSource, *, threshold: float = 0.5, show: bool = Tr
     if source.prediction is not None:
         lesions = lesion_table(source.prediction, case.label, schema=source.schema, spacing=case.spacing,
                                threshold=threshold, connectivity=source.connectivity, case_id=case.id)
+    features = _audit_order(lesion_features(lesions if lesions is not None else _no_lesions(), ndim))
     layer_data = layers(case, source.prediction, schema=source.schema, loss=source.loss, mode=source.mode,
-                        connectivity=source.connectivity, threshold=threshold, lesions=lesions, **source.loss_options)
-    viewer = napari.Viewer(title=f"workbench audit · {source.title or case.id}", show=show, ndisplay=2)
-    view = _RegionLayers(viewer, layer_data, case.label.shape)
+                        connectivity=source.connectivity, threshold=threshold, lesions=lesions,
+                        visible_region=features["region"].iloc[0] if len(features) else None, **source.loss_options)
+    viewer = _AuditViewer(title=f"workbench audit · {source.title or case.id}", show=show, ndisplay=2)
+    with _one_scene_update(viewer):
+        view = _RegionLayers(viewer, layer_data, case.label.shape, case.spacing)
     viewer.scale_bar.visible = True
     viewer.scale_bar.unit = "mm"
     if ndim == 3:  # arrays are in NIfTI voxel order (i, j, k) ~ (x, y, z): slice along k, the axial axis
         viewer.dims.order = (2, 1, 0)
     viewer.window.resize(1280, 860)
-    features = lesion_features(lesions if lesions is not None else _no_lesions(), ndim)
-    table = LesionTable(viewer, features, spacing=case.spacing, groups=view.names, show_group=view.show, shown=view.current)
+    table = LesionTable(viewer, features, spacing=case.spacing, regions=view.names, shown=view.current,
+                        show_region=view.show, show_lesion=view.label)
     viewer.window.add_dock_widget(table, name="Lesions", area="right")
     # On the viewer and on every layer: layer key bindings (e.g. p = paint on labels) win over the viewer's.
     for keymap_owner in (viewer, *viewer.layers):
@@ -86,19 +102,57 @@ def audit_viewer(source: AuditSource, *, threshold: float = 0.5, show: bool = Tr
     return viewer
 
 
+class _AuditViewer(napari.Viewer):
+    """A napari viewer whose :meth:`close` removes its layers with one scene-graph rebuild (see :func:`_one_scene_update`)."""
+
+    def close(self) -> None:
+        """Remove the layers, then close the window."""
+        with _one_scene_update(self, removing=True):
+            self.layers.clear()
+        super().close()
+
+
+@contextmanager
+def _one_scene_update(viewer: napari.Viewer, *, removing: bool = False) -> Iterator[None]:
+    """Add (or remove) many layers with one rebuild of napari's scene graph instead of one per layer.
+
+    napari 0.6 rebuilds the overlay visuals (colour bar, bounding, selection and transform boxes) of
+    every layer each time a layer is added or removed, so n layers cost n² overlay builds: with the
+    view's 13 layers, ~45 s of the 57 s it took to open a 64×80×64 case and ~20 s of the 29 s to
+    close it (2 shared cores, software OpenGL). Removing a layer also runs a full garbage collection
+    (~0.6 s each there); with ``removing``, the objects that exist before are frozen meanwhile and
+    collected once at the end, before the scene is rebuilt, as napari orders it.
+    """
+    canvas = viewer.window._qt_viewer.canvas
+    canvas._update_scenegraph = lambda event=None: None  # the instance attribute hides the method
+    if removing:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if removing:
+            gc.unfreeze()
+            gc.collect()
+        del canvas._update_scenegraph
+        canvas._update_scenegraph()
+
+
 class _RegionLayers:
     """One set of per-region layers in the viewer, whose data is swapped when the region changes.
 
-    napari's cost of adding a layer grows with the number of layers (seconds each, with dozens,
-    on a CPU-rendered display), so the view holds the images, the label maps, one layer per kind
-    (Voronoi cells, components, weights, TP, FP, FN) and one points layer for all lesions, and
-    shows the chosen region (or channel) by swapping data, names and the points' ``shown`` mask.
+    napari's cost of adding a layer grows with the number of layers, so the view holds the
+    images, the label maps, one layer per kind (Voronoi cells, components, weights, TP, FP, FN)
+    and one points layer for all lesions, and shows the chosen region (or channel) by swapping
+    data, names and the points' ``shown`` mask. Only a few markers carry text
+    (:func:`~workbench.viz.layers.lesion_texts`): the largest misses and detections, or the
+    selected lesion and its neighbours.
     """
 
     _SLOTS = ("cells", "components", "weights", "TP", "FP", "FN")
 
-    def __init__(self, viewer: napari.Viewer, layer_data: list, shape: tuple[int, ...]) -> None:
+    def __init__(self, viewer: napari.Viewer, layer_data: list, shape: tuple[int, ...], spacing: tuple[float, ...]) -> None:
         self.viewer = viewer
+        self.spacing = tuple(float(s) for s in spacing)
         self.groups: dict[str, dict[str, tuple]] = {}
         points = []
         first_visible = None
@@ -128,14 +182,18 @@ class _RegionLayers:
         if points:
             coords = np.concatenate([data for data, _ in points])
             kwargs = dict(points[0][1])
-            kwargs["features"] = pd.concat([k["features"] for _, k in points], ignore_index=True)
-            kwargs["face_color"] = [c for _, k in points for c in (k["face_color"] if isinstance(k["face_color"], list) else [])] or "white"
+            features = pd.concat([k["features"] for _, k in points], ignore_index=True)
+            on_top = np.argsort(features["status"].map(_DRAW_ORDER).to_numpy(), kind="stable")  # misses drawn last
+            coords, features = coords[on_top], features.iloc[on_top].reset_index(drop=True)
+            kwargs["features"] = features
+            kwargs["border_color"] = [STATUS_COLOURS[s] for s in features["status"]] or "white"
+            kwargs["size"] = marker_sizes(features, coords.shape[1])
             kwargs.update(name="lesions", visible=True, metadata={"workbench": {"kind": "lesions", "region": ""}})
             self.points = viewer.add_points(coords, units="mm", **kwargs)
         self.show(self.current)
 
-    def show(self, name: str) -> None:
-        """Fill the per-region layers with region (or channel) ``name``'s data."""
+    def show(self, name: str, every_marker: bool = False) -> None:
+        """Fill the per-region layers with region (or channel) ``name``'s data and show its markers (or every region's)."""
         group = self.groups.get(name, {})
         for slot, layer in self.slots.items():
             if slot in group:
@@ -150,9 +208,28 @@ class _RegionLayers:
                 layer.name = f"{name} {slot} (none)"
                 layer.metadata = {"workbench": {"kind": "empty"}}
         if self.points is not None:
-            self.points.shown = self.points.features["region"].to_numpy() == name
-            self.points.metadata = {"workbench": {"kind": "lesions", "region": name}}
+            regions = self.points.features["region"].to_numpy()
+            self.points.shown = np.ones(len(regions), dtype=bool) if every_marker else regions == name
+            self.points.metadata = {"workbench": {"kind": "lesions", "region": "" if every_marker else name}}
         self.current = name
+        self.label(None)
+
+    def label(self, lesion: pd.Series | None) -> None:
+        """Put text on the markers of ``lesion`` (a :class:`LesionTable` row) and its neighbours; None: the default few."""
+        if self.points is None:
+            return
+        features = self.points.features
+        selected = None
+        if lesion is not None:
+            key = ["region", "status", "id"]
+            match = (features[key] == lesion[key].to_numpy()).all(axis=1)
+            selected = int(np.flatnonzero(match.to_numpy())[0])
+        dims = self.viewer.dims
+        slice_axis = dims.order[0] if dims.ndim == 3 and dims.ndisplay == 2 else None
+        line_mm = _TEXT_LINE_PX / max(self.viewer.camera.zoom, 1e-6)  # camera.zoom: screen pixels per mm
+        features["text"] = lesion_texts(features, self.spacing, selected=selected, among=self.points.shown,
+                                        slice_axis=slice_axis, min_gap_mm=line_mm)
+        self.points.refresh_text()
 
 
 def lesion_table_widget(viewer: napari.Viewer) -> LesionTable:
@@ -163,11 +240,12 @@ def lesion_table_widget(viewer: napari.Viewer) -> LesionTable:
 def save_screenshot(viewer: napari.Viewer, path: str | os.PathLike[str], *, first_lesion: bool = True) -> np.ndarray:
     """Save a PNG of the whole window (canvas and widgets), atomically; returns the RGBA array.
 
-    ``first_lesion`` first selects the table's top row (the largest miss, if any).
+    ``first_lesion`` first selects the table's top listed row (the largest miss, if any).
     """
     table = lesion_table_widget(viewer)
-    if first_lesion and table.table.rowCount():
-        table.select(0)
+    rows = table.listed_rows()
+    if first_lesion and rows:
+        table.select(rows[0])
     QApplication.processEvents()
     image = viewer.screenshot(canvas_only=False, flash=False)
     path = Path(path)
@@ -178,22 +256,29 @@ def save_screenshot(viewer: napari.Viewer, path: str | os.PathLike[str], *, firs
 
 
 class LesionTable(QWidget):
-    """A status legend and a sortable table of lesions; selecting a row goes to that lesion.
+    """A status legend, filters and a sortable table of lesions; selecting a row goes to that lesion.
+
+    The table lists the lesions of the region shown (or of every region), of the ticked statuses
+    and within the size range; the rest of its rows are hidden. Click a header to sort.
 
     Parameters
     ----------
     viewer : napari.Viewer
     features : DataFrame
         :func:`~workbench.viz.layers.lesion_features` rows (region, status, id, size_mm3, dice,
-        centroid_z/y/x in voxels).
+        centroid_z/y/x in voxels), listed in this order until a header is clicked.
     spacing : sequence of float
         Voxel size in mm, to turn centroids into world coordinates.
-    groups : sequence of str
-        Regions (and channels) the per-region layers can show, offered in a drop-down.
-    show_group : callable
-        Called with a region name to show that region's layers.
+    regions : sequence of str
+        Regions (and channels) the per-region layers can show, offered in a drop-down with
+        :data:`ALL_REGIONS`.
     shown : str
         The region shown at first.
+    show_region : callable, optional
+        ``show_region(name, every_marker)`` shows region ``name``'s layers, and the markers of
+        every region when ``every_marker``.
+    show_lesion : callable, optional
+        Called with the selected row (a ``features`` row), or None when the selection is cleared.
     """
 
     def __init__(
@@ -202,16 +287,18 @@ class LesionTable(QWidget):
         features: pd.DataFrame,
         *,
         spacing: tuple[float, ...],
-        groups: tuple[str, ...] = (),
-        show_group: Callable[[str], None] | None = None,
+        regions: tuple[str, ...] = (),
         shown: str = "",
+        show_region: Callable[[str, bool], None] | None = None,
+        show_lesion: Callable[[pd.Series | None], None] | None = None,
     ) -> None:
         super().__init__()
         self.viewer = viewer
         self.spacing = tuple(float(s) for s in spacing)
-        self.show_group = show_group
-        order = np.lexsort((-features["size_mm3"].fillna(0).to_numpy(), features["status"].map(_STATUS_ORDER).to_numpy()))
-        self.features = features.iloc[order].reset_index(drop=True)
+        self.show_region = show_region
+        self.show_lesion = show_lesion
+        self.features = features.reset_index(drop=True)
+        self.layers_region = shown
 
         layout = QVBoxLayout(self)
         legend = QHBoxLayout()
@@ -220,50 +307,66 @@ class LesionTable(QWidget):
             swatch.setStyleSheet(f"color: {colour}; font-weight: bold;")
             legend.addWidget(swatch)
         layout.addLayout(legend)
-        counts = self.features["status"].value_counts()
-        self.summary = QLabel(", ".join(f"{counts.get(s, 0)} {s}" for s in STATUS_COLOURS) + " · keys n / p: next / previous miss or FP")
+        self.summary = QLabel()
         layout.addWidget(self.summary)
         self.region = QComboBox()
-        self.region.addItems(list(groups))
+        self.region.addItems([*regions, ALL_REGIONS])
         self.region.setCurrentText(shown)
-        if show_group is not None:
-            self.region.currentTextChanged.connect(show_group)
-        region_row = QHBoxLayout()
-        region_row.addWidget(QLabel("region shown:"))
-        region_row.addWidget(self.region, stretch=1)
-        layout.addLayout(region_row)
+        layout.addLayout(_row("region shown:", self.region))
+        self.statuses = {status: QCheckBox(status) for status in _STATUS_ORDER}
+        unit = "mm³" if len(self.spacing) == 3 else "mm²"
+        self.min_size, self.max_size = _size_box("any"), _size_box("any")
+        layout.addLayout(_row("list:", *self.statuses.values()))
+        layout.addLayout(_row(f"size ({unit}) from", self.min_size, QLabel("to"), self.max_size))
+        self.table = self._fill_table(unit)
+        layout.addWidget(self.table)
 
-        self.table = QTableWidget(len(self.features), len(_COLUMNS))
-        self.table.setHorizontalHeaderLabels([*_COLUMNS[:3], "size (mm³)" if len(self.spacing) == 3 else "size (mm²)", "Dice"])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        for row, lesion in self.features.iterrows():
-            values = (lesion["status"], lesion["region"], int(lesion["id"]), float(lesion["size_mm3"]), float(lesion["dice"]))
+        self.region.currentTextChanged.connect(self._on_region)
+        for box in self.statuses.values():
+            box.setChecked(True)
+            box.toggled.connect(lambda _checked: self.apply_filter())
+        for box in (self.min_size, self.max_size):
+            box.valueChanged.connect(lambda _value: self.apply_filter())
+        self.table.itemSelectionChanged.connect(self._on_select)
+        self.apply_filter()
+
+    def _fill_table(self, unit: str) -> QTableWidget:
+        table = QTableWidget(len(self.features), len(_COLUMNS))
+        table.setHorizontalHeaderLabels([*_COLUMNS[:3], f"size ({unit})", "Dice"])
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.verticalHeader().setVisible(False)  # row numbers would skip the hidden rows
+        columns = ("status", "region", "id", "size_mm3", "dice")
+        for row, values in enumerate(self.features[list(columns)].itertuples(index=False)):
             for column, value in enumerate(values):
                 item = _StatusItem(row) if column == 0 else QTableWidgetItem()
-                item.setData(Qt.ItemDataRole.DisplayRole, round(value, 2) if isinstance(value, float) else value)
+                value = round(float(value), 2) if column >= 3 else int(value) if column == 2 else value
+                item.setData(Qt.ItemDataRole.DisplayRole, value)
                 item.setData(Qt.ItemDataRole.UserRole, row)
                 if column == 0:
-                    item.setForeground(QColor(STATUS_COLOURS[lesion["status"]]))
-                self.table.setItem(row, column, item)
-        self.table.setSortingEnabled(True)
-        self.table.sortItems(0, Qt.SortOrder.AscendingOrder)
-        self.table.resizeColumnsToContents()
-        self.table.itemSelectionChanged.connect(self._on_select)
-        layout.addWidget(self.table)
+                    item.setForeground(QColor(STATUS_COLOURS[value]))
+                table.setItem(row, column, item)
+        table.setSortingEnabled(True)
+        table.sortItems(0, Qt.SortOrder.AscendingOrder)
+        table.resizeColumnsToContents()
+        return table
 
     def lesion_at(self, row: int) -> pd.Series:
         """The lesion shown in table row ``row`` (in the current sort order)."""
         return self.features.iloc[self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)]
+
+    def listed_rows(self) -> list[int]:
+        """The table rows the filters let through, top to bottom."""
+        return [row for row in range(self.table.rowCount()) if not self.table.isRowHidden(row)]
 
     def select(self, row: int) -> None:
         """Select table row ``row`` (which moves the view to its lesion)."""
         self.table.selectRow(row)
 
     def step(self, direction: int) -> None:
-        """Select the next (``+1``) or previous (``-1``) FN or FP row after the current one, cyclically."""
-        rows = [r for r in range(self.table.rowCount()) if self.lesion_at(r)["status"] in ("FN", "FP")]
+        """Select the next (``+1``) or previous (``-1``) listed FN or FP row after the current one, cyclically."""
+        rows = [r for r in self.listed_rows() if self.lesion_at(r)["status"] in ("FN", "FP")]
         if not rows:
             return
         current = self.table.currentRow()
@@ -274,17 +377,82 @@ class LesionTable(QWidget):
             target = rows[0] if direction > 0 else rows[-1]
         self.select(target)
 
+    def apply_filter(self) -> None:
+        """Hide the rows outside the region shown, the ticked statuses or the size range; clear a hidden selection."""
+        rows = [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(self.table.rowCount())]
+        lesions = self.features.iloc[rows]
+        region = self.region.currentText()
+        listed = lesions["status"].isin([s for s, box in self.statuses.items() if box.isChecked()]).to_numpy()
+        if region != ALL_REGIONS:
+            listed &= lesions["region"].eq(region).to_numpy()
+        sizes = lesions["size_mm3"].to_numpy(np.float64)
+        listed &= sizes >= self.min_size.value()
+        if self.max_size.value() > 0:
+            listed &= sizes <= self.max_size.value()
+        for row, keep in enumerate(listed):
+            self.table.setRowHidden(row, not keep)
+        current = self.table.currentRow()
+        if current >= 0 and not listed[current]:
+            self.table.clearSelection()
+            self.table.setCurrentCell(-1, -1)
+            if self.show_lesion is not None:
+                self.show_lesion(None)
+        counts = self.features["status"].value_counts()
+        self.summary.setText(", ".join(f"{counts.get(s, 0)} {s}" for s in STATUS_COLOURS)
+                             + f" · {int(listed.sum())} listed · keys n / p: next / previous miss or FP")
+
+    def _on_region(self, region: str) -> None:
+        if region != ALL_REGIONS:
+            self.layers_region = region
+        if self.show_region is not None:
+            self.show_region(self.layers_region, region == ALL_REGIONS)
+        self.apply_filter()
+
     def _on_select(self) -> None:
         rows = {index.row() for index in self.table.selectedIndexes()}
         if len(rows) == 1:
             self.go_to(self.lesion_at(rows.pop()))
 
     def go_to(self, lesion: pd.Series) -> None:
-        """Show the lesion's region, move to its slice and centre the camera on its centroid."""
-        if self.region.findText(lesion["region"]) >= 0:
-            self.region.setCurrentText(lesion["region"])  # emits currentTextChanged -> show_group
+        """Show the lesion's region, label it and its neighbours, move to its slice and centre the camera on it."""
+        if self.region.currentText() == ALL_REGIONS:
+            self.layers_region = lesion["region"]
+            if self.show_region is not None:
+                self.show_region(lesion["region"], True)
+        elif self.region.findText(lesion["region"]) >= 0:
+            self.region.setCurrentText(lesion["region"])  # emits currentTextChanged -> _on_region
+        if self.show_lesion is not None:
+            self.show_lesion(lesion)
         axes = ("centroid_z", "centroid_y", "centroid_x")[3 - len(self.spacing):]
         _show_slice(self.viewer, lesion[list(axes)].to_numpy(np.float64), self.spacing)
+
+
+def _row(label: str, *widgets: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(QLabel(label))
+    for widget in widgets:
+        row.addWidget(widget, stretch=1 if isinstance(widget, QComboBox) else 0)
+    if not any(isinstance(widget, QComboBox) for widget in widgets):
+        row.addStretch(1)
+    return row
+
+
+def _size_box(unset: str) -> QDoubleSpinBox:
+    """A size bound; 0 reads ``unset`` (no bound)."""
+    box = QDoubleSpinBox()
+    box.setRange(0.0, 1e9)
+    box.setDecimals(0)
+    box.setSpecialValueText(unset)
+    box.setKeyboardTracking(False)
+    box.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+    box.setMaximumWidth(90)
+    return box
+
+
+def _audit_order(features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` in the order an audit walks them: FN, FP, TP, each largest first."""
+    order = np.lexsort((-features["size_mm3"].fillna(0).to_numpy(), features["status"].map(_STATUS_ORDER).to_numpy()))
+    return features.iloc[order].reset_index(drop=True)
 
 
 class _StatusItem(QTableWidgetItem):

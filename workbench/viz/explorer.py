@@ -2,12 +2,12 @@
 
 :class:`LossExplorer` holds one synthetic case (image, reference, its instance maps computed
 once) and evaluates an instance loss on a prediction derived from the reference by a
-:class:`Shaping` (dilate or erode every lesion, shift, leave out small lesions, logit confidence
-and noise): the loss next to DC+CE alone, the per-component table of its instance term, and the
-per-voxel gradient magnitude ``|∂L/∂logits|`` of both. :func:`explorer_widget` puts that behind
-ipywidgets controls and two plotly ``FigureWidget`` views that are updated in place, so the
-notebook ``01_loss_explorer`` stays a few lines and the tests drive the same code without a
-browser.
+:class:`Shaping` (dilate or erode every lesion, grow the largest, shift, leave out small lesions,
+logit confidence and noise): the loss next to DC+CE alone, the per-component table of its instance
+term, and the per-voxel gradient magnitude ``|∂L/∂logits|`` of both. :func:`explorer_widget` puts
+that behind ipywidgets controls, a short text on what to try and two plotly ``FigureWidget`` views
+that are updated in place, so the notebook ``01_loss_explorer`` stays a few lines and the tests
+drive the same code without a browser.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ __all__ = [
 EXPLORER_LOSSES = tuple(name for name, spec in LOSSES.items() if spec.instance_term)
 """Instance losses with a per-component table, the ones the explorer shows (from the loss registry)."""
 
-_WIDTH = 960  # px: five slices side by side stay legible (anywidget's FigureWidget does not fill the cell)
+_WIDTH = 820  # px: fits a cell at a 1280 px window with the file browser open, where five slices stay
+# legible (anywidget's FigureWidget does not fill the cell; tests/lab/test_explorer_layout.py measures)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Shaping:
     ----------
     dilate : int
         Voxels of binary dilation of every predicted mask (negative: erosion).
+    grow_largest : int
+        Voxels of further dilation of the largest reference lesion of each region or class (≥ 0):
+        one over-segmented lesion.
     shift : int
         Voxels the prediction is rolled along the first spatial axis.
     miss_below : int
@@ -73,18 +77,20 @@ class Shaping:
     """
 
     dilate: int = 0
+    grow_largest: int = 0
     shift: int = 0
-    miss_below: int = 0
-    confidence: float = 3.0
-    noise: float = 1.0
+    miss_below: int = 30
+    confidence: float = 10.0
+    noise: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("dilate", "shift", "miss_below"):
+        for name in ("dilate", "grow_largest", "shift", "miss_below"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"Expected `{name}` to be an integer, but got {value!r} ({type(value).__name__}).")
-        if self.miss_below < 0:
-            raise ValueError(f"Expected `miss_below` ≥ 0, but got {self.miss_below}.")
+        for name in ("grow_largest", "miss_below"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"Expected `{name}` ≥ 0, but got {getattr(self, name)}.")
         for name in ("confidence", "noise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -187,23 +193,25 @@ class LossExplorer:
 
     def largest_lesion_slice(self, region: str) -> int:
         """The z index through the centre of ``region``'s largest reference lesion (the middle slice if it has none)."""
-        channel = self._channel(region)
-        if self.instances.counts[0, channel] == 0:
+        largest = self._largest_lesion(self._channel(region))
+        if largest is None:
             return self.shape[2] // 2
-        largest = int(np.argmax(self.instances.sizes[0][channel])) + 1
-        components = self.instances.components[0, channel]
-        return int(round(ndimage.center_of_mass(components == largest)[2]))
+        return int(round(ndimage.center_of_mass(largest)[2]))
 
     def prediction(self, shaping: Shaping) -> np.ndarray:
-        """The shaped foreground masks, (K, X, Y, Z) bool."""
+        """The shaped foreground masks, (K, X, Y, Z) bool.
+
+        Per region or class: lesions below ``miss_below`` voxels are left out, every mask is dilated
+        (or eroded), the largest lesion (when kept) grows by ``grow_largest`` more, then all are shifted.
+        """
         out = []
-        for mask in self.masks:
+        for channel, mask in enumerate(self.masks):
             if shaping.miss_below > 0:
                 mask = cc3d.dust(mask, threshold=shaping.miss_below, connectivity=DEFAULT_CONNECTIVITY)
-            if shaping.dilate > 0:
-                mask = ndimage.binary_dilation(mask, iterations=shaping.dilate)
-            elif shaping.dilate < 0:
-                mask = ndimage.binary_erosion(mask, iterations=-shaping.dilate)
+            mask = _dilate(mask, shaping.dilate)
+            largest = self._largest_lesion(channel)
+            if shaping.grow_largest > 0 and largest is not None and largest.sum() >= shaping.miss_below:
+                mask = mask | _dilate(largest, shaping.dilate + shaping.grow_largest)
             out.append(np.roll(mask, shaping.shift, axis=0))
         return np.stack(out)
 
@@ -255,20 +263,57 @@ class LossExplorer:
             self._losses[name] = build_loss(name, mode=self.mode, schema=self.schema.name, spacing=self.spacing)
         return self._losses[name]
 
+    def _largest_lesion(self, channel: int) -> np.ndarray | None:
+        """The mask (X, Y, Z) bool of the channel's largest reference lesion; None when it has none."""
+        if self.instances.counts[0, channel] == 0:
+            return None
+        return self.instances.components[0, channel] == int(np.argmax(self.instances.sizes[0][channel])) + 1
+
     def _channel(self, region: str) -> int:
         if region not in self.names:
             raise ValueError(f"Expected `region` to be one of {self.names} (mode {self.mode!r}), but got {region!r}.")
         return self.names.index(region)
 
 
+def _dilate(mask: np.ndarray, voxels: int) -> np.ndarray:
+    """``mask`` dilated by ``voxels`` (eroded when negative; itself when 0)."""
+    if voxels > 0:
+        return ndimage.binary_dilation(mask, iterations=voxels)
+    if voxels < 0:
+        return ndimage.binary_erosion(mask, iterations=-voxels)
+    return mask
+
+
 def values_html(exploration: Exploration) -> str:
-    """The loss values and evaluation time as a small HTML table (the widget's first readout)."""
+    """The loss values, its instance term and the evaluation time as a small HTML table (the widget's first readout).
+
+    The instance term is the loss less DC+CE (the explorer's losses weigh both by 1).
+    """
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td class='wb-value' data-loss='{html.escape(name)}'>{value:.4f}</td></tr>"
         for name, value in exploration.values.items()
     )
+    term = exploration.values[exploration.loss] - exploration.values["dc_ce"]
+    rows += (f"<tr><td>instance term<br>({html.escape(exploration.loss)} − dc_ce)</td>"
+             f"<td class='wb-term'>{term:.4f}</td></tr>")
     return (f"<table class='wb-values'><tr><th>loss</th><th>value</th></tr>{rows}</table>"
             f"<div class='wb-seconds'>evaluated in {exploration.seconds:.2f} s</div>")
+
+
+_HINT = """<div class='wb-hint' style='max-width: 820px; line-height: 1.4'>
+<b>What to try.</b> At these defaults the prediction leaves out every lesion under <i>miss below</i>
+voxels. In the table and the bars each missed lesion's term is ≈ 1 and each found one's is low: the
+instance term averages them per lesion, while DC+CE counts voxels, which the large lesions dominate.
+The gradient panels light up the missed lesion.
+<ul style='margin: 2px 0'>
+<li>Set <i>miss below</i> to 0 and back: the instance term moves several times as much as DC+CE.</li>
+<li>Raise <i>grow largest</i> (one lesion over-segmented): with blob every lesion's term rises, as the
+false positives lie in every blob's domain; switch <i>loss</i> to cc (Voronoi-cell domains) and only
+the grown lesion's term rises.</li>
+<li>Lower <i>confidence</i> to 3: the soft background of each lesion's large domain pushes every
+term towards 1 and the differences fade.</li>
+</ul></div>"""
+"""The text under the explorer's controls: what the defaults show and which controls to move."""
 
 
 def components_html(exploration: Exploration) -> str:
@@ -286,9 +331,10 @@ def explorer_widget(
     """Controls and views of the explorer, updated in place when a control changes.
 
     Controls: the loss, the region whose reference and prediction are drawn, the slice, and the
-    five :class:`Shaping` values (sliders update on release). Views: the loss values, the
-    per-component table, the component losses as bars and the slices, both plotly
-    ``FigureWidget`` s whose traces are replaced in place (no re-render of the output area).
+    six :class:`Shaping` values (sliders update on release), then a short text on what to try.
+    Views: the loss values and its instance term, the per-component table (never in a scroll
+    box), the component losses as bars and the slices, both plotly ``FigureWidget`` s whose
+    traces are replaced in place (no re-render of the output area).
 
     Returns
     -------
@@ -303,16 +349,17 @@ def explorer_widget(
     initial = explorer.evaluate(loss, shaping)
     controls = _controls(explorer, loss, region, shaping)
     problem = widgets.HTML()  # an exception in a callback would otherwise only reach the kernel's log
-    values = widgets.HTML(values_html(initial))
-    table = widgets.HTML(components_html(initial), layout=widgets.Layout(max_height="240px", overflow="auto"))
+    values = widgets.HTML(values_html(initial), layout=widgets.Layout(flex="0 0 auto", margin="0 24px 0 0"))
+    table = widgets.HTML(components_html(initial), layout=widgets.Layout(flex="0 0 auto"))  # never a scroll box
     bars = go.FigureWidget(components_figure(initial))
     slices = go.FigureWidget(explorer.slices_figure(initial, region, controls["z"].value))
     box = widgets.VBox([
         widgets.HBox([controls["loss"], controls["region"], controls["z"]]),
-        widgets.HBox([controls["dilate"], controls["shift"], controls["miss_below"]]),
-        widgets.HBox([controls["confidence"], controls["noise"]]),
+        widgets.HBox([controls["dilate"], controls["grow_largest"], controls["shift"]]),
+        widgets.HBox([controls["miss_below"], controls["confidence"], controls["noise"]]),
+        widgets.HTML(_HINT),
         problem,
-        widgets.HBox([values, table]),
+        widgets.HBox([values, table], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")),
         bars,
         slices,
     ])
@@ -351,9 +398,10 @@ def _controls(explorer: LossExplorer, loss: str, region: str, shaping: Shaping) 
         "region": widgets.Dropdown(options=explorer.names, value=region, description="region"),
         "z": _slider(widgets.IntSlider, explorer.largest_lesion_slice(region), 0, explorer.shape[2] - 1, 1, "slice z"),
         "dilate": _slider(widgets.IntSlider, shaping.dilate, -3, 3, 1, "dilate"),
+        "grow_largest": _slider(widgets.IntSlider, shaping.grow_largest, 0, 4, 1, "grow largest"),
         "shift": _slider(widgets.IntSlider, shaping.shift, -8, 8, 1, "shift"),
         "miss_below": _slider(widgets.IntSlider, shaping.miss_below, 0, 200, 5, "miss below"),
-        "confidence": _slider(widgets.FloatSlider, shaping.confidence, 0.0, 10.0, 0.5, "confidence"),
+        "confidence": _slider(widgets.FloatSlider, shaping.confidence, 0.0, 15.0, 0.5, "confidence"),
         "noise": _slider(widgets.FloatSlider, shaping.noise, 0.0, 5.0, 0.25, "noise"),
     }
 

@@ -13,7 +13,9 @@ Voronoi cells (faint), and the weight map of a weighted loss (log10, so a 100× 
 2). Per region, with a prediction: the lesions of :func:`~workbench.metrics.lesion_table` in three
 fixed colour-blind-safe colours (:data:`STATUS_COLOURS`, Okabe–Ito) — TP and FN layers hold the
 reference lesions' voxels, the FP layer the predicted lesions' voxels, each labelled with its
-lesion id — and a points layer at the lesion centroids with id, size and Dice as text.
+lesion id — and a points layer at the lesion centroids. Only a few markers carry text (id, size,
+Dice; :func:`lesion_texts`): with hundreds of false positives a label on every marker would
+cover the image.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ from workbench.metrics import lesion_table
 from workbench.metrics.matching import connected_components
 from workbench.instances.weights import global_inverse_weights, iwl_weights, local_inverse_weights
 
-__all__ = ["STATUS_COLOURS", "STATUS_MEANING", "WEIGHTED_LOSSES", "LayerData", "layers", "lesion_features", "lesion_labels"]
+__all__ = [
+    "STATUS_COLOURS",
+    "STATUS_MEANING",
+    "WEIGHTED_LOSSES",
+    "LayerData",
+    "layers",
+    "lesion_features",
+    "lesion_labels",
+    "lesion_texts",
+    "marker_sizes",
+]
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -276,13 +288,17 @@ def _image_layers(case: CaseData, scale: tuple[float, ...]) -> list[LayerData]:
     return out
 
 
+_ANATOMY_MAX_GREY = 0.7
+"""The grey level of the head's 99.5th percentile: anatomy stays below white, so overlays and their text stand out."""
+
+
 def _contrast_limits(channel: np.ndarray) -> tuple[float, float]:
-    """0.5th and 99.5th percentiles of the non-zero voxels (the head, not the air)."""
+    """From the 0.5th percentile of the non-zero voxels (the head, not the air) to where the 99.5th shows 70 % grey."""
     values = channel[channel != 0]
     if values.size == 0:
         return 0.0, 1.0
     low, high = (float(v) for v in np.percentile(values, [0.5, 99.5]))
-    return (low, high) if high > low else (low, low + 1.0)
+    return (low, low + (high - low) / _ANATOMY_MAX_GREY) if high > low else (low, low + 1.0)
 
 
 def _weight_maps(maps: InstanceMaps, loss: LossSpec, max_weight: float, clip: tuple[float, float]) -> np.ndarray:
@@ -328,14 +344,26 @@ def _points_layer(lesions: pd.DataFrame, region: str, scale, ndim: int, *, visib
     axes = ["centroid_z", "centroid_y", "centroid_x"][3 - ndim:]
     coords = lesions[axes].to_numpy(dtype=np.float64).reshape(-1, ndim)
     features = lesion_features(lesions, ndim)
+    features["text"] = lesion_texts(features, scale)
     kwargs = {
         "name": f"{region} lesions", "scale": scale, "features": features, "visible": visible,
-        "size": 4.0, "symbol": "disc", "border_color": "white", "border_width": 0.1,
-        "face_color": [STATUS_COLOURS[s] for s in features["status"]] or "white",
-        "text": {"string": "{label}", "size": 9, "color": "yellow", "anchor": "upper_left"},
+        # thin circles around each lesion, so the lesion stays visible; white text on the dimmed anatomy
+        "size": marker_sizes(features, ndim), "symbol": "disc", "face_color": "transparent",
+        "border_width": 0.1, "border_color": [STATUS_COLOURS[s] for s in features["status"]] or "white",
+        "text": {"string": "{text}", "size": 9, "color": "white", "anchor": "upper_left"},
         **_meta("lesions", region=region),
     }
     return coords, kwargs, "points"
+
+
+def marker_sizes(features: pd.DataFrame, ndim: int = 3) -> np.ndarray:
+    """Ring diameters in mm that encircle each lesion: 1.5 × the diameter of a ball (disc, 2D) of its size, 6–30 mm.
+
+    ``features`` from :func:`lesion_features` (its ``size_mm3``: mm³, or mm² when ``ndim`` is 2).
+    """
+    size = features["size_mm3"].to_numpy(np.float64)
+    diameter = np.cbrt(6.0 * size / np.pi) if ndim == 3 else 2.0 * np.sqrt(size / np.pi)
+    return np.clip(1.5 * np.nan_to_num(diameter), 6.0, 30.0)
 
 
 def lesion_features(lesions: pd.DataFrame, ndim: int = 3) -> pd.DataFrame:
@@ -361,3 +389,83 @@ def lesion_features(lesions: pd.DataFrame, ndim: int = 3) -> pd.DataFrame:
         for r, s, i, v, d in zip(features["region"], features["status"], ids, sizes, features["dice"])
     ]
     return features
+
+
+#: Text labels a region's markers carry when no lesion is selected (misses, then detections, largest first).
+DEFAULT_LABELS = 8
+#: Lesions labelled around a selected one, and how far from it (centroid distance, mm).
+NEIGHBOURS, NEIGHBOUR_MM = 3, 20.0
+
+
+def lesion_texts(
+    features: pd.DataFrame,
+    spacing: tuple[float, ...],
+    *,
+    selected: int | None = None,
+    among: np.ndarray | None = None,
+    slice_axis: int | None = None,
+    min_gap_mm: float = 0.0,
+    cap: int = DEFAULT_LABELS,
+    neighbours: int = NEIGHBOURS,
+    radius_mm: float = NEIGHBOUR_MM,
+) -> np.ndarray:
+    """The text on each lesion marker: a label for a few lesions, ``""`` (a plain marker) for the rest.
+
+    Parameters
+    ----------
+    features : DataFrame
+        :func:`lesion_features` rows (``status``, ``id``, ``size_mm3``, ``label``, centroids in voxels).
+    spacing : tuple of float
+        Voxel size in mm (2 or 3 values), for distances between centroids.
+    selected : int, optional
+        Row position of the selected lesion. It gets its full ``label``; its ``neighbours``
+        nearest lesions (any status) within ``radius_mm`` get a short one (``FP P43``).
+        Without it: the ``cap`` largest misses, then detections, get their full label, and
+        every false positive is a plain marker.
+    among : ndarray of bool, shape (N,), optional
+        Rows that may be labelled (e.g. the region shown); default all. The selected row always is.
+    slice_axis : int, optional
+        The array axis a 2D view slices: neighbours are then the lesions whose centroid lies on
+        the selected lesion's slice (within half a voxel, as napari shows points), at in-plane
+        distance; default the nearest in 3D.
+    min_gap_mm : float
+        A neighbour closer than this to a lesion labelled already (the selected one or a nearer
+        neighbour) stays plain, so that labels do not print over each other (e.g. a text line's
+        height on screen, in mm).
+    cap, neighbours : int
+    radius_mm : float
+
+    Returns
+    -------
+    ndarray of str (object), shape (N,)
+    """
+    n = len(features)
+    texts = np.full(n, "", dtype=object)
+    among = np.ones(n, dtype=bool) if among is None else np.asarray(among, dtype=bool)
+    status = features["status"].to_numpy(object)
+    if selected is None:
+        candidates = np.flatnonzero(among & np.isin(status, ("FN", "TP")))
+        rank = np.lexsort((-features["size_mm3"].to_numpy(np.float64)[candidates], status[candidates] != "FN"))
+        chosen = candidates[rank[:cap]]
+        texts[chosen] = features["label"].to_numpy(object)[chosen]
+        return texts
+    axes = ["centroid_z", "centroid_y", "centroid_x"][3 - len(spacing):]
+    mm = features[axes].to_numpy(np.float64) * np.asarray(spacing, dtype=np.float64)
+    candidates = among & (np.arange(n) != selected)
+    if slice_axis is not None:
+        voxels = features[axes[slice_axis]].to_numpy(np.float64)
+        candidates &= np.abs(voxels - np.round(voxels[selected])) <= 0.5
+        mm[:, slice_axis] = 0.0
+    distance = np.linalg.norm(mm - mm[selected], axis=1)
+    near = np.flatnonzero(candidates & (distance <= radius_mm))
+    labelled = [selected]
+    for k in near[np.argsort(distance[near], kind="stable")]:
+        if len(labelled) > neighbours:
+            break
+        if np.linalg.norm(mm[labelled] - mm[k], axis=1).min() >= min_gap_mm:
+            labelled.append(k)
+    near = np.array(labelled[1:], dtype=np.int64)
+    ids = features["id"].to_numpy(np.int64)
+    texts[near] = [f"{status[k]} {'P' if status[k] == 'FP' else 'R'}{ids[k]}" for k in near]
+    texts[selected] = features["label"].iloc[selected]
+    return texts

@@ -89,7 +89,7 @@ def run_source(run_dir: str | os.PathLike[str], case_id: str | None = None) -> A
     if case_id is None:
         case_id = next(iter(predictions))
     if case_id not in predictions:
-        raise FileNotFoundError(f"Run {train_dir} has no prediction for case {case_id!r}; it has {sorted(predictions)}.")
+        raise FileNotFoundError(_not_predicted(train_dir, case_id, sorted(predictions)))
     manifest = load_manifest(config.manifest or default_manifest_path())
     case = load_case(manifest, case_id)
     prediction, _, _ = load_label(predictions[case_id])
@@ -101,6 +101,16 @@ def run_source(run_dir: str | os.PathLike[str], case_id: str | None = None) -> A
         case=case, prediction=prediction, schema=get_schema(config.schema or manifest.schema), loss=loss,
         loss_options=options, mode=config.mode, connectivity=config.connectivity,
         title=f"{case_id} · {config.loss} · {train_dir}",
+    )
+
+
+def _not_predicted(train_dir: Path, case_id: str, predicted: list[str]) -> str:
+    """Why ``case_id`` cannot be audited in a run, and which cases can."""
+    shown = ", ".join(predicted[:8]) + (f", ... ({len(predicted)} in all)" if len(predicted) > 8 else "")
+    return (
+        f"Run {train_dir} has no prediction for case {case_id!r}: a run predicts only its validation cases (or "
+        f"its config's predict_cases), and {train_dir / 'predictions'} holds {shown}. Pass one of those as the "
+        "case, or no case to audit the first."
     )
 
 
