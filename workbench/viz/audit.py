@@ -382,7 +382,8 @@ class LesionTable(QWidget):
         rows = [self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in range(self.table.rowCount())]
         lesions = self.features.iloc[rows]
         region = self.region.currentText()
-        listed = lesions["status"].isin([s for s, box in self.statuses.items() if box.isChecked()]).to_numpy()
+        # a copy: pandas 3 hands out read-only views, and the filters below narrow it in place
+        listed = lesions["status"].isin([s for s, box in self.statuses.items() if box.isChecked()]).to_numpy(copy=True)
         if region != ALL_REGIONS:
             listed &= lesions["region"].eq(region).to_numpy()
         sizes = lesions["size_mm3"].to_numpy(np.float64)
