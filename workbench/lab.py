@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from workbench._io import atomic_write
 from workbench._kernels import SERVER_OPTIONS
 from workbench._process import die_with_parent
 
@@ -182,8 +183,8 @@ def working_copies(project_dir: Path, originals: Path | None = None) -> tuple[Pa
             pairing.pop("formats", None)
             if not pairing:
                 notebook.get("metadata", {}).pop("jupytext", None)
-            (folder / source.name).write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n",
-                                              encoding="utf-8")
+            with atomic_write(folder / source.name) as tmp:  # a start killed mid-copy leaves no half notebook
+                tmp.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             copied.append(source.name)
     return folder, tuple(copied)
 
