@@ -114,7 +114,7 @@ def add_manifest(commands: argparse._SubParsersAction) -> None:
 
 
 def run_manifest_brats(args: argparse.Namespace) -> int:
-    import pandas as pd
+    from collections import Counter
 
     from workbench.data.brats import patient_id, scan_brats_mets
     from workbench.data.manifest import assign_splits, validate_files, write_manifest
@@ -128,8 +128,9 @@ def run_manifest_brats(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, args.out)
     labelled = sum(case.label is not None for case in manifest.cases)
-    splits = pd.Series([case.split for case in manifest.cases if case.split is not None], dtype=object).value_counts()
-    in_splits = f"; splits: {', '.join(f'{name} {count}' for name, count in splits.items())}" if len(splits) else ""
+    splits = Counter(case.split for case in manifest.cases if case.split is not None)
+    named = sorted(splits, key=lambda name: (("train", "val", "test", name).index(name), name))
+    in_splits = f"; splits: {', '.join(f'{name} {splits[name]}' for name in named)}" if splits else ""
     print(f"wrote {args.out}: {len(manifest.cases)} cases, {labelled} with labels{in_splits}")
     return 0
 
