@@ -1,12 +1,14 @@
 """Time to open the napari audit view (to its first drawn frame) and to close it (needs a display: xvfb-run).
 
-    xvfb-run -a -s "-screen 0 1280x1024x24" python benchmarks/bench_audit.py [--repeats 3] [--run RUN_DIR CASE_ID]
+    xvfb-run -a -s "-screen 0 1280x1024x24" python benchmarks/bench_audit.py [--repeats 3] [--run RUN_DIR CASE_ID] [--unbatched]
 
 Case: a 96³ phantom whose prediction misses some lesions and invents 300 small blobs (hundreds of
 false positives, as an undertrained model predicts), optionally also a case of a real run. Each
 case is opened and closed ``--repeats`` times in one process (the first open also pays napari's
 one-off costs: numba compiling its label colouring, Qt fonts), then once more under cProfile for
 where the time goes. Targets (issue 22): open ≤ 20 s, close ≤ 5 s on an idle 2-core machine.
+``--unbatched`` adds (and removes) the layers one scene-graph update at a time, as napari does
+for a plugin reader's layers, instead of in one ``viewer.layers.batched_update()``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import cProfile
 import pstats
 import statistics
 import time
+from contextlib import nullcontext
 
 T0 = time.perf_counter()
 import numpy as np  # noqa: E402
@@ -34,9 +37,11 @@ IMPORT_S = time.perf_counter() - T0
 STEPS = (
     ("lesion matching (lesion_table)", "lesion_table", "workbench/metrics/case.py"),
     ("layer data (workbench.viz.layers)", "layers", "workbench/viz/layers.py"),
+    ("folding per-region layers (view_layers)", "view_layers", "workbench/viz/layers.py"),
     ("napari window (napari.Viewer)", "__init__", "napari/viewer.py"),
-    ("adding the 13 layers", "__init__", "workbench/viz/audit.py"),
+    ("adding the 13 layers (LayerList.insert)", "insert", "napari/components/layerlist.py"),
     ("napari scene-graph rebuilds", "_update_scenegraph", "napari/_vispy/canvas.py"),
+    ("audit panel (AuditPanel.attach)", "attach", "workbench/viz/audit.py"),
     ("lesion table widget", "_fill_table", "workbench/viz/audit.py"),
     ("garbage collections", "<built-in method gc.collect>", ""),
     ("removing the layers (layers.clear)", "clear", "_collections_abc"),
@@ -107,7 +112,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="opens and closes per case (default 3)")
     parser.add_argument("--run", nargs=2, metavar=("RUN_DIR", "CASE_ID"), help="also a case of a run")
+    parser.add_argument("--unbatched", action="store_true", help="one scene-graph update per layer added or removed")
     args = parser.parse_args()
+    if args.unbatched:
+        from napari.components import LayerList
+
+        LayerList.batched_update = lambda self: nullcontext()
     print(f"import napari + workbench.viz.audit: {IMPORT_S:.1f} s")
     start = time.perf_counter()
     sources = [phantom_source()]

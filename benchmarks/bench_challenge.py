@@ -2,7 +2,7 @@
 
 The official pipeline is ``brats-evaluation`` 0.0.10 (panoptica with the bundled ``mets`` config,
 reading the NIfTI files with SimpleITK, then ``parse_mets_results``). Both tools score the same
-files; the tests (``tests/metrics/test_challenge*.py``) check that they give the same numbers.
+files; ``tests/oracles/test_oracle_brats.py`` checks that they give the same numbers.
 
 Case mix (``--cases``; phantoms ``make_case(seed, shape)`` with a prediction from
 ``perturb_labels(label, seed=seed)``, label files written with ``save_nifti``):
@@ -25,7 +25,8 @@ Each measurement alternates the two tools ``--repeats`` times (official, workben
 after one warm-up of each, so that load from other processes on a shared machine falls on both
 alike; the tables give the medians and the ratio of the medians.
 
-Run:  python benchmarks/bench_challenge.py [--repeats 5] [--cli-repeats 3] [--cases full-1 small-3]
+Run it where brats-evaluation is installed, e.g. in the environment of ``nox -s oracles``:
+    .nox/oracles/bin/python benchmarks/bench_challenge.py [--repeats 5] [--cli-repeats 3] [--cases full-1 small-3]
 """
 
 from __future__ import annotations

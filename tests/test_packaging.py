@@ -43,6 +43,18 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert "workbench demo" in demo and "pytest" in tests
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests in ci
-    # CI also installs the main job as the README does (its libraries resolve newer than the test extra's)
-    assert demo.split(" && ", 2)[2].removesuffix(" && workbench demo") in ci
+    assert ci.index(tests) < ci.index("\npip install nox && nox\n")  # then the sessions of noxfile.py
 
+
+def test_the_tests_run_on_the_main_install_plus_test_tools_only():
+    """The test command installs what the demo command installs (the same torch first), plus the
+    ``test`` extra, which holds tools and no library the package's code could come to depend on;
+    the nox sessions pin the same torch."""
+    readme = (ROOT / "README.md").read_text()
+    demo, tests = _fenced_commands(readme.split("## Set up", 1)[1].split("\n## ", 1)[0])
+    demo_install = demo.removesuffix(" && workbench demo")
+    assert tests == demo_install.replace("pip install -e .", 'pip install -e ".[test]"') + " && pytest"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {_requirement(spec)[0] for spec in extras["test"]} == {"pytest", "hypothesis", "pytest-benchmark", "playwright"}
+    torch_pin = re.search(r"pip install (torch==\S+)", demo).group(1)
+    assert f'TORCH = "{torch_pin}"' in (ROOT / "noxfile.py").read_text()

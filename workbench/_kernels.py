@@ -30,3 +30,15 @@ class EncryptedKernelManager(AsyncKernelManager):
     @default("transport_encryption")
     def _default_transport_encryption(self) -> str:
         return ENCRYPTION
+
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt the kernel, except as the first step of its shutdown.
+
+        jupyter_client interrupts every kernel (SIGINT) before it asks it to shut down, to stop a
+        running cell. nbclient shuts a run's kernel down when it is idle, and an idle ipykernel logs
+        the SIGINT as ``[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.`` on the run's
+        console, now and then (a race). The shutdown request needs no interrupt: ipykernel answers
+        it on its control thread even while a cell runs, and the manager kills what does not exit.
+        """
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()

@@ -206,6 +206,36 @@ def test_dask_local_cluster_from_the_command_line(tmp_path):
     assert json.loads((spec.sweep_dir / "sweep.json").read_text())["executor"] == "dask (local)"
 
 
+def test_a_runs_kernel_is_shut_down_without_an_interrupt():
+    """jupyter_client sends SIGINT before every shutdown request; an idle ipykernel then logs
+    "KeyboardInterrupt caught in kernel." on the sweep's console. Interrupts asked for still go."""
+    import asyncio
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workbench._kernels import EncryptedKernelManager
+
+    sent = []
+
+    async def interrupt_then_shut_down() -> None:
+        manager = EncryptedKernelManager(kernel_name="python3")
+        await manager.start_kernel()
+        send = manager._async_signal_kernel
+
+        async def recorded(signum: int) -> None:
+            sent.append(signum)
+            await send(signum)
+
+        manager._async_signal_kernel = recorded
+        await manager.interrupt_kernel()
+        await manager.shutdown_kernel()
+        assert not manager.has_kernel
+
+    with ThreadPoolExecutor(1) as thread:  # a loop of its own: an earlier test may leave one running in this thread
+        thread.submit(asyncio.run, interrupt_then_shut_down()).result()
+    assert sent == [signal.SIGINT]  # the interrupt asked for, none from the shutdown
+
+
 def test_a_runs_kernel_talks_over_encrypted_sockets_and_prints_no_transport_warning(tmp_path):
     """The console of a sweep shows no ipykernel 'over TCP without encryption' line: the transport is encrypted."""
     from workbench._kernels import ENCRYPTION, EncryptedKernelManager

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import copy
 import json
+from types import MappingProxyType
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import DATASET_ID, run_nnunet
+from _sessions import import_or_skip
+from _nnunet import DATASET_ID, run_nnunet
 
-from workbench.cli import main as workbench
+import_or_skip("nnunetv2", "nnunetv2", "nnunet")
+
+from workbench.cli import main as workbench  # noqa: E402
 from workbench.instances import instance_maps
 from workbench.integrations.nnunet import TRAINER_DIR
 from workbench.integrations.nnunet.loss import (
@@ -29,7 +33,7 @@ from workbench.integrations.nnunet.trainers import (
     trainer_classes,
 )
 from workbench.integrations.nnunet.transforms import split_instance_maps
-from workbench.losses import build_loss, get_loss_spec
+from workbench.losses import InstanceLoss, LossSpec, build_loss, get_loss_spec, registry
 
 SOFTMAX_LABELS = {"background": 0, "NETC": 1, "SNFH": 2, "ET": 3, "RC": 4}
 
@@ -221,3 +225,22 @@ def test_train_one_epoch_and_predict_end_to_end_on_cpu(nnunet_setup):
     assert workbench(["evaluate", "--pred", str(out), "--split", "test", "--manifest", str(nnunet_setup.manifest),
                       "-o", str(evaluation)]) == 0
     assert (evaluation / "per_case.parquet").is_file()
+
+
+CC_DICE = LossSpec(
+    name="cc_dice", title="CC-Dice", summary="α · DC+CE + β · CC loss with a soft-Dice base", trainer="CCDice",
+    module=InstanceLoss, fixed={"domain": "cc", "iwl": False, "base": "dice"}, domain="cc",
+)
+
+
+def test_a_loss_added_to_the_registry_alone_gets_its_nnunet_trainers(monkeypatch):
+    monkeypatch.setattr(registry, "LOSSES", MappingProxyType({**registry.LOSSES, CC_DICE.name: CC_DICE}))
+    trainers = trainer_classes()
+    assert list(trainers)[-6:] == [
+        "nnUNetTrainer_CCDice", "nnUNetTrainer_Blob_beta2", "nnUNetTrainer_CC_beta2", "nnUNetTrainer_IWLBlob_beta2",
+        "nnUNetTrainer_IWLCC_beta2", "nnUNetTrainer_CCDice_beta2",
+    ]
+    base, beta2 = trainers["nnUNetTrainer_CCDice"], trainers["nnUNetTrainer_CCDice_beta2"]
+    assert (describe(base), describe(beta2)) == ("cc_dice()", "cc_dice(beta=2.0)")
+    assert issubclass(beta2, base) and CC_DICE.summary in base.__doc__
+    assert base.__module__ == "workbench.integrations.nnunet.trainers"

@@ -1,6 +1,6 @@
 """The loss registry: every spec builds the module it describes, says which instance maps the loss
 reads, and is what every consumer reads, so that a loss added to it alone is picked up by
-build_loss, the nnU-Net trainers and the training loop."""
+build_loss, the nnU-Net trainers (tests/integrations) and the training loop."""
 
 from __future__ import annotations
 
@@ -144,22 +144,6 @@ def test_a_loss_added_to_the_registry_alone_is_built_trained_and_given_its_maps(
         build_loss("cc_dice", base="ce")
     assert _dataset_maps(monkeypatch, {}) == {"instances": True, "voronoi": True}
     assert _dataset_maps(monkeypatch, {"beta": 0.0}) == {"instances": False, "voronoi": False}
-
-
-def test_a_loss_added_to_the_registry_alone_gets_its_nnunet_trainers(monkeypatch):
-    pytest.importorskip("nnunetv2")
-    from workbench.integrations.nnunet.trainers import describe, trainer_classes
-
-    monkeypatch.setattr(registry, "LOSSES", MappingProxyType({**LOSSES, NEW.name: NEW}))
-    trainers = trainer_classes()
-    assert list(trainers)[-6:] == [
-        "nnUNetTrainer_CCDice", "nnUNetTrainer_Blob_beta2", "nnUNetTrainer_CC_beta2", "nnUNetTrainer_IWLBlob_beta2",
-        "nnUNetTrainer_IWLCC_beta2", "nnUNetTrainer_CCDice_beta2",
-    ]
-    base, beta2 = trainers["nnUNetTrainer_CCDice"], trainers["nnUNetTrainer_CCDice_beta2"]
-    assert (describe(base), describe(beta2)) == ("cc_dice()", "cc_dice(beta=2.0)")
-    assert issubclass(beta2, base) and NEW.summary in base.__doc__
-    assert base.__module__ == "workbench.integrations.nnunet.trainers"
 
 
 def _dataset_maps(monkeypatch, loss_options: dict) -> dict[str, bool]:

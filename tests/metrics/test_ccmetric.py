@@ -1,5 +1,5 @@
 """workbench.metrics.ccmetric against hand-made cases, the dense Voronoi partition of
-workbench.instances, exact brute force, and the CCMetrics package as the oracle."""
+workbench.instances and exact brute force (the CCMetrics package as the oracle: tests/oracles)."""
 
 from __future__ import annotations
 
@@ -8,53 +8,15 @@ from unittest import mock
 
 import numpy as np
 import pytest
-import scipy.ndimage as ndi
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from _lesions import box, mask_of, mask_pairs
 
 from workbench.instances import instance_maps
 from workbench.metrics import ccmetric
 from workbench.metrics.ccmetric import cc_dice, cc_dice_from_cells
 from workbench.metrics.matching import connected_components
-
-
-def _import_ccmetrics():
-    """CCMetrics calls ``torch.set_grad_enabled(False)`` at import; undo that for the other tests."""
-    grad_enabled = torch.is_grad_enabled()
-    try:
-        from CCMetrics import CCDiceMetric
-        from CCMetrics.space_separation import compute_voronoi_regions_fast
-    finally:
-        torch.set_grad_enabled(grad_enabled)
-    return CCDiceMetric, compute_voronoi_regions_fast
-
-
-CCDiceMetric, compute_voronoi_regions_fast = _import_ccmetrics()
-
-
-def ccmetrics_dice(pred, ref, space_separation=None):
-    """CCMetrics' per-component Dice; 2D masks as one-slice volumes (it takes (1, 2, D, H, W))."""
-    if pred.ndim == 2:
-        pred, ref = pred[None], ref[None]
-    metric = CCDiceMetric(cc_reduction="overall")
-    if space_separation is not None:
-        metric.space_separation = space_separation
-    metric(*(np.stack([~mask, mask])[None].astype(np.float32) for mask in (pred, ref)))
-    return metric.get_buffer()[0].numpy().ravel()
-
-
-def mask_of(shape, *voxels):
-    mask = np.zeros(shape, dtype=bool)
-    for voxel in voxels:
-        mask[voxel] = True
-    return mask
-
-
-def box(shape, corner, size):
-    mask = np.zeros(shape, dtype=bool)
-    mask[tuple(slice(c, c + s) for c, s in zip(corner, size))] = True
-    return mask
 
 
 # --- hand-made cases -----------------------------------------------------------------------
@@ -64,7 +26,6 @@ def test_one_lesion_found_one_missed():
     ref = box((10, 20, 20), (2, 2, 2), (3, 3, 3)) | box((10, 20, 20), (5, 14, 14), (2, 4, 4))
     pred = box((10, 20, 20), (2, 2, 2), (3, 3, 3))
     np.testing.assert_array_equal(cc_dice(pred, ref), [1.0, 0.0])
-    np.testing.assert_array_equal(ccmetrics_dice(pred, ref), [1.0, 0.0])
 
 
 def test_false_positive_counts_in_the_cell_it_lies_in():
@@ -91,31 +52,26 @@ def test_connectivity_decides_the_components():
     np.testing.assert_allclose(cc_dice(pred[1], ref[1] | mask_of((4, 4), (2, 2)), connectivity=4), [1.0, 0.0])
 
 
-def test_empty_reference_gives_no_scores_unlike_ccmetrics():
-    # CCMetrics records one score for an empty reference: 1 if nothing is predicted, else 0.
+def test_empty_reference_gives_no_scores():
     empty, blob = np.zeros((6, 6, 6), dtype=bool), box((6, 6, 6), (1, 1, 1), (2, 2, 2))
-    for pred, ccmetrics_score in ((empty, 1.0), (blob, 0.0)):
+    for pred in (empty, blob):
         scores = cc_dice(pred, empty)
         assert scores.shape == (0,) and scores.dtype == np.float64
-        np.testing.assert_array_equal(ccmetrics_dice(pred, empty), [ccmetrics_score])
 
 
-def test_ties_go_to_the_smaller_id_unlike_ccmetrics():
-    # Seeds 1 at (1, 2) and 2 at (3, 0): (2, 1) is √2 from both. We give it to lesion 1;
-    # CCMetrics (scipy's feature transform) gives it to lesion 2.
+def test_ties_go_to_the_smaller_id():
+    # Seeds 1 at (1, 2) and 2 at (3, 0): (2, 1) is √2 from both. We give it to lesion 1.
     ref = mask_of((4, 6), (1, 2), (3, 0))
     pred = ref | mask_of((4, 6), (2, 1))
     np.testing.assert_allclose(cc_dice(pred, ref), [2 / 3, 1.0])
-    np.testing.assert_allclose(ccmetrics_dice(pred, ref), [1.0, 2 / 3])
 
 
-def test_spacing_moves_the_cells_ccmetrics_uses_voxels():
+def test_spacing_moves_the_cells():
     # Seeds (0, 0) and (4, 4); (3, 0) is 3 voxels from the first and √17 from the second, but with
     # 3 mm rows it is 9 mm from the first and √(9 + 16) = 5 mm from the second.
     ref = mask_of((5, 5), (0, 0), (4, 4))
     pred = ref | mask_of((5, 5), (3, 0))
     np.testing.assert_allclose(cc_dice(pred, ref), [2 / 3, 1.0])
-    np.testing.assert_allclose(ccmetrics_dice(pred, ref), [2 / 3, 1.0])
     np.testing.assert_allclose(cc_dice(pred, ref, spacing=(3.0, 1.0)), [1.0, 2 / 3])
 
 
@@ -243,7 +199,7 @@ def brute_force_cc_dice(pred, ref, spacing):
 def test_equals_the_dense_partition(data, ndim, neighbours):
     """Exactly (==) on tie-heavy small grids and on larger random boxes, for exact spacings; with
     2 first neighbours most ties take the gather-all path."""
-    strategy = tied_lesions(ndim, 9 if ndim == 3 else 16) if data.draw(st.booleans()) else lesion_pairs(ndim)
+    strategy = tied_lesions(ndim, 9 if ndim == 3 else 16) if data.draw(st.booleans()) else mask_pairs(ndim)
     pred, ref = data.draw(strategy)
     spacing = data.draw(st.sampled_from(EXACT_SPACINGS[ndim]))
     with mock.patch.object(ccmetric, "_NEIGHBOURS", neighbours):
@@ -259,64 +215,3 @@ def test_exact_for_any_spacing(data, ndim):
     pred, ref = data.draw(tied_lesions(ndim, 6 if ndim == 3 else 10))
     spacing = data.draw(st.sampled_from(INEXACT_SPACINGS[ndim]))
     np.testing.assert_array_equal(cc_dice(pred, ref, spacing=spacing), brute_force_cc_dice(pred, ref, spacing))
-
-
-# --- CCMetrics as the oracle ---------------------------------------------------------------
-
-
-@st.composite
-def lesion_pairs(draw, ndim):
-    """A reference of 1-6 boxes and a prediction that moves, resizes, drops or adds some."""
-    shape = tuple(draw(st.integers(16, 32)) for _ in range(ndim))
-
-    def random_box(scale=1):
-        size = [draw(st.integers(1, 5 * scale)) for _ in shape]
-        corner = [draw(st.integers(0, s - 1)) for s in shape]
-        return box(shape, corner, size)
-
-    ref = np.zeros(shape, dtype=bool)
-    pred = np.zeros(shape, dtype=bool)
-    for _ in range(draw(st.integers(1, 6))):
-        lesion = random_box()
-        ref |= lesion
-        kept = draw(st.sampled_from(["same", "moved", "missed"]))
-        if kept == "same":
-            pred |= lesion
-        elif kept == "moved":
-            pred |= np.roll(lesion, [draw(st.integers(-2, 2)) for _ in shape], axis=tuple(range(ndim)))
-    for _ in range(draw(st.integers(0, 3))):  # false positives
-        pred |= random_box()
-    return pred, ref
-
-
-def assert_differ_only_at_ties(ref, ours, theirs):
-    """Two partitions of the volume by nearest component differ only at equidistant voxels."""
-    components, _ = ndi.label(ref, structure=np.ones((3,) * ref.ndim))
-    seeds = {}
-    for voxel in map(tuple, np.argwhere(ours != theirs)):
-        d2 = []
-        for label in (ours[voxel], theirs[voxel]):
-            if label not in seeds:
-                seeds[label] = np.argwhere(components == label)
-            d2.append(((seeds[label] - voxel) ** 2).sum(1).min())
-        assert d2[0] == d2[1], f"cells differ at {voxel} without a tie: squared distances {d2}"
-
-
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), ndim=st.sampled_from([2, 3]))
-def test_matches_ccmetrics(data, ndim):
-    pred, ref = data.draw(lesion_pairs(ndim))
-    ours = cc_dice(pred, ref)
-    ours_cells = instance_maps(ref[None, None], mode="sigmoid").cells[0, 0]
-    # Given our cells, CCMetrics' Dice agrees exactly, component by component ...
-    np.testing.assert_allclose(
-        ccmetrics_dice(pred, ref, space_separation=lambda _: ours_cells.reshape((1,) * (3 - ndim) + ref.shape)),
-        ours,
-        rtol=1e-6,
-    )
-    # ... its own cells differ from ours only at exact ties, and where no predicted voxel is a
-    # disputed tie, its scores are ours.
-    theirs_cells = compute_voronoi_regions_fast(ref.reshape((1,) * (3 - ndim) + ref.shape)).reshape(ref.shape)
-    assert_differ_only_at_ties(ref, ours_cells, theirs_cells)
-    if not np.any(pred & (ours_cells != theirs_cells)):
-        np.testing.assert_allclose(ccmetrics_dice(pred, ref), ours, rtol=1e-6)

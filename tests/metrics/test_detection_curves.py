@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from _lesions import probability_maps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -145,7 +146,7 @@ def _independent_counts(probability: np.ndarray, reference: np.ndarray, threshol
 
 
 def test_at_threshold_equals_thresholding_and_matching_by_hand():
-    cases = {f"case{seed}": _probability_maps(seed) for seed in (3, 4, 5, 6)}
+    cases = {f"case{seed}": probability_maps(seed) for seed in (3, 4, 5, 6)}
     rows = pd.concat([lesion_rows(p, r, case_id=c) for c, (p, r) in cases.items()], ignore_index=True)
     curve = precision_recall(rows)
     assert curve.n_cases == 4
@@ -210,48 +211,6 @@ def test_candidates_are_components_scored_by_max_or_mean():
     np.testing.assert_allclose(mean, [0.5, 0.15])
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         lesion_candidates(probability + 1)
-
-
-def _probability_maps(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A reference ET mask of a phantom and a blurred, noisy probability map made from it."""
-    case = make_case(seed, shape=(40, 40, 40))
-    reference = case.label == 3
-    rng = np.random.default_rng(seed)
-    shifted = np.roll(reference, rng.integers(-1, 2, size=3), axis=(0, 1, 2)).astype(float)
-    noise = ndimage.gaussian_filter(rng.random(reference.shape), 1.5)
-    probability = np.clip(0.8 * ndimage.gaussian_filter(shifted, 1.0) + 0.6 * (noise - noise.mean()) / noise.std() * 0.2, 0, 1)
-    return probability, reference
-
-
-def test_agrees_with_picai_eval():
-    """On detection maps (each candidate at its constant confidence), the components of ``p ≥ t`` at
-    every distinct confidence ``t`` are picai's detections at ``t``; with no lesion eligible for two
-    candidates the per-threshold matching is picai's single matching, so the curves agree."""
-    picai_eval = pytest.importorskip("picai_eval", reason="picai-eval is in the test extra")
-    detection_maps, references = [], []
-    for seed in range(3, 9):
-        probability, reference = _probability_maps(seed)
-        labels, confidences = lesion_candidates(probability, floor=0.2)
-        confidences = confidences.astype(np.float32).astype(np.float64)  # picai reads float32 detection maps
-        detection_maps.append(np.where(labels > 0, np.r_[0.0, confidences][labels], 0.0).astype(np.float32))
-        references.append(reference.astype(np.int32))
-    grid = np.unique(np.concatenate([m[m > 0] for m in detection_maps])).astype(np.float64)
-    rows = [lesion_rows(m.astype(np.float64), r.astype(bool), thresholds=grid, case_id=f"case{seed}")
-            for seed, m, r in zip(range(3, 9), detection_maps, references)]
-    ours = precision_recall(pd.concat(rows, ignore_index=True))
-    theirs = picai_eval.evaluate(
-        y_det=detection_maps, y_true=references, subject_list=[f"case{s}" for s in range(3, 9)],
-        allow_unmatched_candidates_with_minimal_overlap=False, num_parallel_calls=1,
-    )
-    expected = sorted((int(t), round(float(c), 6)) for t, c, _ in theirs.lesion_results_flat)
-    lowest = pd.concat(rows).query("threshold == @grid.min()")       # every candidate, matched as picai does
-    assert sorted(zip(lowest.is_lesion, lowest.confidence.round(6))) == expected
-    assert ours.average_precision == pytest.approx(theirs.AP, abs=1e-9)
-    assert ours.n_lesions == theirs.num_lesions and ours.n_cases == theirs.num_cases
-    their_tp, their_fp = theirs.lesion_TP, theirs.lesion_FP  # computing these sets their thresholds
-    for threshold, tp, fp in zip(ours.thresholds, ours.tp, ours.fp):
-        k = int(np.flatnonzero(np.isclose(theirs.thresholds, threshold, rtol=0, atol=1e-12))[0])
-        assert (their_tp[k], their_fp[k]) == (tp, fp)
 
 
 def test_bootstrap_interval_covers_the_true_mean_about_95_percent_of_the_time():

@@ -1,4 +1,4 @@
-"""workbench.metrics.panoptic against hand-computed cases and panoptica as the oracle."""
+"""workbench.metrics.panoptic against hand-computed cases (panoptica as the oracle: tests/oracles)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from _lesions import label_pairs, panoptica_quality
+from _lesions import label_pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.metrics.case import EmptyPolicy
 from workbench.metrics.matching import Matching, OverlapTable, connected_components, match_instances, overlap_table
 from workbench.metrics.panoptic import (
     DEFAULT_SIZE_EDGES_MM3,
@@ -153,28 +152,3 @@ def test_detection_with_an_empty_side():
     assert only_ref.sensitivity == 0.0 and math.isnan(only_ref.precision) and only_ref.f1 == 0.0
     neither = detection_metrics(table([], [], []))
     assert all(math.isnan(v) for v in neither[:3])
-
-
-# --- panoptica as the oracle ---------------------------------------------------------------
-
-
-def situation(n_ref: int, n_pred: int) -> str:
-    if n_ref == 0:
-        return "both_empty" if n_pred == 0 else "ref_empty"
-    return "pred_empty" if n_pred == 0 else "normal"
-
-
-@settings(max_examples=60, deadline=None)
-@given(label_pairs(values=(1,)), st.sampled_from([0.1, 0.3, 0.5]))
-def test_quality_agrees_with_panoptica(pair, threshold):
-    """panoptica: 26-connected components, Hungarian matching on Dice ≥ t; NaN when nothing at
-    all; SQ 0 when there is no TP. That is EmptyPolicy(both_empty=NaN) with the other defaults."""
-    pred, ref = (m > 0 for m in pair)
-    t = overlap_table(connected_components(pred)[0], connected_components(ref)[0])
-    ours = panoptic_quality(match_instances(t, threshold))
-    policy = EmptyPolicy(both_empty=float("nan"))
-    where = situation(t.n_ref, t.n_pred)
-    expected = panoptica_quality(pred, ref, threshold)
-    assert (ours.tp, ours.fp, ours.fn) == (expected["tp"], expected["fp"], expected["fn"])
-    for name in ("pq", "sq", "rq"):
-        assert policy.fill(getattr(ours, name), where) == pytest.approx(expected[name], abs=1e-6, nan_ok=True)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from workbench.data.manifest import CaseData
 from workbench.data.perturb import Perturbation, perturb_labels
@@ -39,7 +38,7 @@ def phantom_viewer(display, phantom_source):
 
 
 def displayed_centre(viewer):
-    return np.asarray(viewer.camera.center)[-2:]
+    return np.asarray(viewer.scene.camera.center)[-2:]
 
 
 def test_the_audit_view_lists_every_lesion_and_goes_to_a_miss(phantom_viewer, phantom_source, tmp_path):
@@ -120,27 +119,6 @@ def test_a_two_dimensional_case(display):
         np.testing.assert_allclose(displayed_centre(viewer), [21.5 * 0.5, 32.0 * 2.0])
     finally:
         viewer.close()
-
-
-@pytest.fixture(scope="module")
-def training_run(tmp_path_factory):
-    """A folder shaped like a `workbench train` run: config.yaml and predictions/ of a 2-case cohort."""
-    from workbench.data.cohort import make_cohort
-    from workbench.data.manifest import load_case, load_manifest
-    from workbench.data.nifti import save_nifti
-
-    root = tmp_path_factory.mktemp("audit_run")
-    manifest_path = make_cohort(2, 3, root / "cohort", shape=(32, 32, 32))
-    manifest = load_manifest(manifest_path)
-    run = root / "run" / "train"
-    (run / "predictions").mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"manifest": str(manifest_path), "loss": "iwl_blob",
-                                                     "loss_options": {"max_weight": 20.0}, "connectivity": 18}))
-    for entry in manifest.cases:
-        case = load_case(manifest, entry.id)
-        prediction = perturb_labels(case.label, seed=1)
-        save_nifti(run / "predictions" / f"{entry.id}.nii.gz", prediction.astype(np.uint8), case.affine)
-    return root / "run", manifest
 
 
 def test_run_source_reads_case_prediction_and_loss(training_run):

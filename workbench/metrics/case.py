@@ -187,7 +187,7 @@ def dice(pred: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _dice(intersection: int, total: int) -> float:
-    return 2.0 * intersection / total if total else _NAN
+    return float(2.0 * intersection / total) if total else _NAN
 
 
 def evaluate_case(

@@ -205,7 +205,7 @@ def surface_dice_from_distances(pred_to_ref: np.ndarray, ref_to_pred: np.ndarray
         return float("nan")
     limit = tolerance * (1.0 + _TIE_RTOL)
     within = np.count_nonzero(pred_to_ref <= limit) + np.count_nonzero(ref_to_pred <= limit)
-    return within / (pred_to_ref.size + ref_to_pred.size)
+    return float(within / (pred_to_ref.size + ref_to_pred.size))
 
 
 def hd95_from_distances(pred_to_ref: np.ndarray, ref_to_pred: np.ndarray) -> float:

@@ -1,27 +1,29 @@
-"""The napari audit view: the layers of :func:`workbench.viz.layers` and a lesion table to walk them.
+"""The napari audit view: the layers of :func:`workbench.viz.layers.view_layers` and a lesion table to walk them.
 
-The dock widget lists the lesions of the region shown (missed ones first, then false positives,
-then detections, each by size, largest first; click a header to sort otherwise) under a legend of
-the three status colours; the region drop-down (or "all regions"), status boxes and a size range
-filter the list. Selecting a row shows that lesion's region, labels its marker and its
+The dock widget (:class:`AuditPanel`; "Lesion audit" in napari's Plugins menu, "Lesions" in
+``workbench audit``) lists the lesions of the region shown (missed ones first, then false
+positives, then detections, each by size, largest first; click a header to sort otherwise) under
+a legend of the three status colours; the region drop-down (or "all regions"), status boxes and a
+size range filter the list. Selecting a row shows that lesion's region, labels its marker and its
 neighbours' (other markers stay plain), moves the slice to the lesion's centroid and centres the
-camera on it; keys ``n`` / ``p`` step to the next / previous listed FN or FP.
+camera on it; keys ``n`` / ``p`` step to the next / previous listed FN or FP. The panel works on
+the layers in the viewer, found by their ``metadata["workbench"]``, so it serves the layers that
+``workbench audit`` adds and those the plugin's reader opens alike.
 Needs napari with a Qt backend (``napari[pyqt6]``) and a display (Xvfb on a headless machine).
 """
 
 from __future__ import annotations
 
 import os
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import napari
 import numpy as np
 import pandas as pd
+from napari.layers import Layer
 from PIL import Image
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -39,18 +41,29 @@ from qtpy.QtWidgets import (
 )
 
 from workbench._io import atomic_write
-from workbench.metrics import lesion_table
-from workbench.viz.layers import STATUS_COLOURS, STATUS_MEANING, layers, lesion_features, lesion_texts, marker_sizes
-from workbench.viz.sources import AuditSource
+from workbench.viz.layers import (
+    STATUS_COLOURS,
+    STATUS_MEANING,
+    STATUS_ORDER,
+    audit_order,
+    lesion_features,
+    lesion_texts,
+    region_slot,
+)
+from workbench.viz.sources import AuditSource, source_layers
 
-__all__ = ["LesionTable", "audit_viewer", "lesion_table_widget", "save_screenshot"]
+__all__ = ["NO_VIEW_MESSAGE", "AuditPanel", "LesionTable", "audit_viewer", "lesion_table_widget", "save_screenshot"]
 
-_STATUS_ORDER = {"FN": 0, "FP": 1, "TP": 2}
 _COLUMNS = ("status", "region", "id", "size", "Dice")
-_DRAW_ORDER = {"TP": 0, "FP": 1, "FN": 2}
 _TEXT_LINE_PX = 14  # height of a marker label (size 9) on screen
 #: The region drop-down's entry that lists (and marks) the lesions of every region.
 ALL_REGIONS = "all regions"
+#: What :class:`AuditPanel` says in a viewer without workbench layers.
+NO_VIEW_MESSAGE = (
+    "No workbench layers in this viewer. Open a run folder (a `workbench train` run, or a run of "
+    "`workbench sweep` / `workbench demo`) with File > Open Folder... and choose the reader \"workbench audit\", "
+    "or open a NIfTI label map (.nii.gz); its lesions are then listed here."
+)
 
 
 def audit_viewer(source: AuditSource, *, threshold: float = 0.5, show: bool = True) -> napari.Viewer:
@@ -70,147 +83,126 @@ def audit_viewer(source: AuditSource, *, threshold: float = 0.5, show: bool = Tr
     Returns
     -------
     napari.Viewer
-        With a :class:`LesionTable` docked on the right as "Lesions".
+        With the layers of :func:`~workbench.viz.sources.source_layers` (those the napari
+        plugin's reader opens) and an :class:`AuditPanel` docked on the right as "Lesions".
     """
-    case = source.case
-    ndim = case.label.ndim
-    lesions = None
-    if source.prediction is not None:
-        lesions = lesion_table(source.prediction, case.label, schema=source.schema, spacing=case.spacing,
-                               threshold=threshold, connectivity=source.connectivity, case_id=case.id)
-    features = _audit_order(lesion_features(lesions if lesions is not None else _no_lesions(), ndim))
-    layer_data = layers(case, source.prediction, schema=source.schema, loss=source.loss, mode=source.mode,
-                        connectivity=source.connectivity, threshold=threshold, lesions=lesions,
-                        visible_region=features["region"].iloc[0] if len(features) else None, **source.loss_options)
-    viewer = _AuditViewer(title=f"workbench audit · {source.title or case.id}", show=show, ndisplay=2)
-    with _one_scene_update(viewer):
-        view = _RegionLayers(viewer, layer_data, case.label.shape, case.spacing)
-    viewer.scale_bar.visible = True
-    viewer.scale_bar.unit = "mm"
-    if ndim == 3:  # arrays are in NIfTI voxel order (i, j, k) ~ (x, y, z): slice along k, the axial axis
-        viewer.dims.order = (2, 1, 0)
+    layer_data = source_layers(source, threshold=threshold)
+    viewer = napari.Viewer(title=f"workbench audit · {source.title or source.case.id}", show=show, ndisplay=2)
+    with viewer.layers.batched_update():  # one scene-graph update for all layers, not one per layer
+        for data, kwargs, layer_type in layer_data:
+            getattr(viewer, f"add_{layer_type}")(data, **kwargs)
     viewer.window.resize(1280, 860)
-    table = LesionTable(viewer, features, spacing=case.spacing, regions=view.names, shown=view.current,
-                        show_region=view.show, show_lesion=view.label)
-    viewer.window.add_dock_widget(table, name="Lesions", area="right")
-    # On the viewer and on every layer: layer key bindings (e.g. p = paint on labels) win over the viewer's.
-    for keymap_owner in (viewer, *viewer.layers):
-        keymap_owner.bind_key("n", lambda _owner: table.step(+1), overwrite=True)
-        keymap_owner.bind_key("p", lambda _owner: table.step(-1), overwrite=True)
-    if ndim == 3:
-        _show_slice(viewer, np.asarray(case.label.shape) / 2.0, case.spacing)
+    viewer.window.add_dock_widget(AuditPanel(viewer), name="Lesions", area="right")
     return viewer
 
 
-class _AuditViewer(napari.Viewer):
-    """A napari viewer whose :meth:`close` removes its layers with one scene-graph rebuild (see :func:`_one_scene_update`)."""
+class AuditPanel(QWidget):
+    """The lesion table of the last case opened in a viewer, or :data:`NO_VIEW_MESSAGE` without one.
 
-    def close(self) -> None:
-        """Remove the layers, then close the window."""
-        with _one_scene_update(self, removing=True):
-            self.layers.clear()
-        super().close()
+    A napari dock widget (the plugin's "Lesion audit"). It finds the case's layers by their
+    ``metadata["workbench"]["view"]`` (:func:`~workbench.viz.layers.view_layers`), and follows
+    the viewer: when a case is opened (or its layers removed) it shows the new case's table (or
+    the message). Attaching to a case turns a 3D view to axial slices (the arrays are in NIfTI
+    voxel order (i, j, k) ~ (x, y, z)), shows the scale bar, centres the view and binds ``n`` /
+    ``p`` on the viewer and the case's layers.
 
-
-@contextmanager
-def _one_scene_update(viewer: napari.Viewer, *, removing: bool = False) -> Iterator[None]:
-    """Add (or remove) many layers with one rebuild of napari's scene graph instead of one per layer.
-
-    napari 0.6 rebuilds the overlay visuals (colour bar, bounding, selection and transform boxes) of
-    every layer each time a layer is added or removed, so n layers cost n² overlay builds: with the
-    view's 13 layers, ~45 s of the 57 s it took to open a 64×80×64 case and ~20 s of the 29 s to
-    close it (2 shared cores, software OpenGL). Removing a layer also runs a full garbage collection
-    (~0.6 s each there); with ``removing``, the objects that exist before are frozen meanwhile and
-    collected once at the end, before the scene is rebuilt, as napari orders it.
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
     """
-    canvas = viewer.window._qt_viewer.canvas
-    canvas._update_scenegraph = lambda event=None: None  # the instance attribute hides the method
-    if removing:
-        gc.freeze()
-    try:
-        yield
-    finally:
-        if removing:
-            gc.unfreeze()
-            gc.collect()
-        del canvas._update_scenegraph
-        canvas._update_scenegraph()
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.lesions: LesionTable | None = None
+        self.message = QLabel(NO_VIEW_MESSAGE)
+        self.message.setWordWrap(True)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.message)
+        self._refresh = QTimer(self)  # a reader adds its layers one by one: attach once, after the last
+        self._refresh.setSingleShot(True)
+        self._refresh.timeout.connect(self.attach)
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
+        self.attach()
+
+    def _on_layers_changed(self, event) -> None:
+        if "view" in event.value.metadata.get("workbench", {}):
+            self._refresh.start(0)
+
+    def attach(self) -> None:
+        """Show the lesion table of the viewer's last opened case, or the message if it has none."""
+        if self.lesions is not None:
+            self.lesions.setParent(None)
+            self.lesions.deleteLater()
+            self.lesions = None
+        layers = _last_view(self.viewer)
+        self.message.setVisible(not layers)
+        if not layers:
+            return
+        slots = {layer.metadata["workbench"]["slot"]: layer for layer in layers if "slot" in layer.metadata["workbench"]}
+        points = next((layer for layer in layers if layer.metadata["workbench"]["kind"] == "lesions"), None)
+        grid = next(layer for layer in layers if layer is not points)
+        spacing, shape = tuple(float(s) for s in grid.scale), grid.data.shape
+        view = _RegionLayers(self.viewer, slots, points, spacing)
+        features = points.features if points is not None else lesion_features(_no_lesions(), len(shape))
+        self.lesions = LesionTable(self.viewer, audit_order(features), spacing=spacing, regions=view.names,
+                                   shown=view.current, show_region=view.show, show_lesion=view.label)
+        self.layout().addWidget(self.lesions)
+        # On the viewer and on every layer: layer key bindings (e.g. p = paint on labels) win over the viewer's.
+        for keymap_owner in (self.viewer, *layers):
+            keymap_owner.bind_key("n", lambda _owner: self.lesions.step(+1), overwrite=True)
+            keymap_owner.bind_key("p", lambda _owner: self.lesions.step(-1), overwrite=True)
+        self.viewer.canvas.overlays.scale_bar.visible = True
+        if len(shape) == 3:
+            self.viewer.dims.order = (2, 1, 0)  # slice along k, the axial axis
+        _show_slice(self.viewer, np.asarray(shape) / 2.0, spacing)
+
+
+def _last_view(viewer: napari.Viewer) -> list[Layer]:
+    """The layers of the case opened last in ``viewer`` (by ``metadata["workbench"]["view"]``); [] if none."""
+    tagged = [layer for layer in viewer.layers if "view" in layer.metadata.get("workbench", {})]
+    if not tagged:
+        return []
+    view = tagged[-1].metadata["workbench"]["view"]
+    return [layer for layer in tagged if layer.metadata["workbench"]["view"] == view]
 
 
 class _RegionLayers:
-    """One set of per-region layers in the viewer, whose data is swapped when the region changes.
+    """The slot layers of one case (:func:`~workbench.viz.layers.view_layers`), whose data is swapped when the region changes.
 
-    napari's cost of adding a layer grows with the number of layers, so the view holds the
-    images, the label maps, one layer per kind (Voronoi cells, components, weights, TP, FP, FN)
-    and one points layer for all lesions, and shows the chosen region (or channel) by swapping
-    data, names and the points' ``shown`` mask. Only a few markers carry text
-    (:func:`~workbench.viz.layers.lesion_texts`): the largest misses and detections, or the
-    selected lesion and its neighbours.
+    Shows the chosen region (or channel) by swapping data, names and metadata into the slot
+    layers (:func:`~workbench.viz.layers.region_slot`) and the points' ``shown`` mask. Only a few
+    markers carry text (:func:`~workbench.viz.layers.lesion_texts`): the largest misses and
+    detections, or the selected lesion and its neighbours.
     """
 
-    _SLOTS = ("cells", "components", "weights", "TP", "FP", "FN")
-
-    def __init__(self, viewer: napari.Viewer, layer_data: list, shape: tuple[int, ...], spacing: tuple[float, ...]) -> None:
+    def __init__(self, viewer: napari.Viewer, slots: dict[str, Layer], points: Layer | None,
+                 spacing: tuple[float, ...]) -> None:
         self.viewer = viewer
-        self.spacing = tuple(float(s) for s in spacing)
-        self.groups: dict[str, dict[str, tuple]] = {}
-        points = []
-        first_visible = None
-        for data, kwargs, layer_type in layer_data:
-            meta = kwargs["metadata"]["workbench"]
-            if meta["kind"] == "lesions":
-                points.append((data, kwargs))
-            elif meta["kind"] in self._SLOTS[:3] + ("status",) and meta.get("channel") != "all":
-                group = meta.get("region") or meta["channel"]
-                self.groups.setdefault(group, {})[meta.get("status", meta["kind"])] = (data, kwargs, layer_type)
-                if first_visible is None and kwargs.get("visible") and meta["kind"] == "status":
-                    first_visible = group
-            else:
-                getattr(viewer, f"add_{layer_type}")(data, units="mm", **kwargs)
-        self.names = tuple(self.groups)
-        self.current = first_visible or (self.names[0] if self.names else "")
-        self.slots = {}
-        for slot in self._SLOTS:
-            entries = [group[slot] for group in self.groups.values() if slot in group]
-            if not entries:
-                continue
-            _, kwargs, layer_type = entries[0]
-            kwargs = {**kwargs, "visible": any(k.get("visible") for _, k, _ in entries)}
-            placeholder = np.zeros(shape, dtype=np.float32 if layer_type == "image" else np.int32)
-            self.slots[slot] = getattr(viewer, f"add_{layer_type}")(placeholder, units="mm", **kwargs)
-        self.points = None
-        if points:
-            coords = np.concatenate([data for data, _ in points])
-            kwargs = dict(points[0][1])
-            features = pd.concat([k["features"] for _, k in points], ignore_index=True)
-            on_top = np.argsort(features["status"].map(_DRAW_ORDER).to_numpy(), kind="stable")  # misses drawn last
-            coords, features = coords[on_top], features.iloc[on_top].reset_index(drop=True)
-            kwargs["features"] = features
-            kwargs["border_color"] = [STATUS_COLOURS[s] for s in features["status"]] or "white"
-            kwargs["size"] = marker_sizes(features, coords.shape[1])
-            kwargs.update(name="lesions", visible=True, metadata={"workbench": {"kind": "lesions", "region": ""}})
-            self.points = viewer.add_points(coords, units="mm", **kwargs)
-        self.show(self.current)
+        self.slots = slots
+        self.points = points
+        self.spacing = spacing
+        meta = next(iter(slots.values())).metadata["workbench"] if slots else {}
+        self.names: tuple[str, ...] = tuple(meta.get("regions", ()))
+        self.current: str = meta.get("shown", "")
 
     def show(self, name: str, every_marker: bool = False) -> None:
-        """Fill the per-region layers with region (or channel) ``name``'s data and show its markers (or every region's)."""
-        group = self.groups.get(name, {})
-        for slot, layer in self.slots.items():
-            if slot in group:
-                data, kwargs, _ = group[slot]
-                layer.data = data
-                layer.name = kwargs["name"]
-                layer.metadata = kwargs["metadata"]
-                if "contrast_limits" in kwargs:
-                    layer.contrast_limits = kwargs["contrast_limits"]
-            else:
-                layer.data = np.zeros_like(layer.data)
-                layer.name = f"{name} {slot} (none)"
-                layer.metadata = {"workbench": {"kind": "empty"}}
+        """Fill the slot layers with region (or channel) ``name``'s data and show its markers (or every region's)."""
+        for layer in self.slots.values():
+            data, kwargs = region_slot(layer.metadata["workbench"], name)
+            layer.data = data
+            layer.name = kwargs["name"]
+            layer.metadata = kwargs["metadata"]
+            if "contrast_limits" in kwargs:
+                layer.contrast_limits = kwargs["contrast_limits"]
         if self.points is not None:
             regions = self.points.features["region"].to_numpy()
             self.points.shown = np.ones(len(regions), dtype=bool) if every_marker else regions == name
-            self.points.metadata = {"workbench": {"kind": "lesions", "region": "" if every_marker else name}}
+            self.points.metadata = {"workbench": {**self.points.metadata["workbench"],
+                                                  "region": "" if every_marker else name}}
         self.current = name
         self.label(None)
 
@@ -226,15 +218,25 @@ class _RegionLayers:
             selected = int(np.flatnonzero(match.to_numpy())[0])
         dims = self.viewer.dims
         slice_axis = dims.order[0] if dims.ndim == 3 and dims.ndisplay == 2 else None
-        line_mm = _TEXT_LINE_PX / max(self.viewer.camera.zoom, 1e-6)  # camera.zoom: screen pixels per mm
+        line_mm = _TEXT_LINE_PX / max(self.viewer.scene.camera.zoom, 1e-6)  # camera.zoom: screen pixels per mm
         features["text"] = lesion_texts(features, self.spacing, selected=selected, among=self.points.shown,
                                         slice_axis=slice_axis, min_gap_mm=line_mm)
         self.points.refresh_text()
 
 
 def lesion_table_widget(viewer: napari.Viewer) -> LesionTable:
-    """The :class:`LesionTable` docked in an audit viewer."""
-    return viewer.window.dock_widgets["Lesions"]
+    """The :class:`LesionTable` of the :class:`AuditPanel` docked in ``viewer``.
+
+    Raises
+    ------
+    LookupError
+        If no audit panel is docked, or it shows no case (the message instead).
+    """
+    for widget in viewer.window.dock_widgets.values():
+        if isinstance(widget, AuditPanel) and widget.lesions is not None:
+            return widget.lesions
+    raise LookupError("No audit panel with a lesion table is docked in this viewer: open a case with "
+                      "workbench.viz.audit.audit_viewer, or a run folder with the workbench reader, and dock AuditPanel.")
 
 
 def save_screenshot(viewer: napari.Viewer, path: str | os.PathLike[str], *, first_lesion: bool = True) -> np.ndarray:
@@ -313,7 +315,7 @@ class LesionTable(QWidget):
         self.region.addItems([*regions, ALL_REGIONS])
         self.region.setCurrentText(shown)
         layout.addLayout(_row("region shown:", self.region))
-        self.statuses = {status: QCheckBox(status) for status in _STATUS_ORDER}
+        self.statuses = {status: QCheckBox(status) for status in STATUS_ORDER}
         unit = "mm³" if len(self.spacing) == 3 else "mm²"
         self.min_size, self.max_size = _size_box("any"), _size_box("any")
         layout.addLayout(_row("list:", *self.statuses.values()))
@@ -450,12 +452,6 @@ def _size_box(unset: str) -> QDoubleSpinBox:
     return box
 
 
-def _audit_order(features: pd.DataFrame) -> pd.DataFrame:
-    """``features`` in the order an audit walks them: FN, FP, TP, each largest first."""
-    order = np.lexsort((-features["size_mm3"].fillna(0).to_numpy(), features["status"].map(_STATUS_ORDER).to_numpy()))
-    return features.iloc[order].reset_index(drop=True)
-
-
 class _StatusItem(QTableWidgetItem):
     """A status cell that sorts in the table's initial order (FN, FP, TP; larger first), not alphabetically."""
 
@@ -471,12 +467,12 @@ def _show_slice(viewer: napari.Viewer, voxel: np.ndarray, spacing: tuple[float, 
     """Put the slice through ``voxel`` (array coordinates) on screen, centred."""
     world = np.asarray(voxel, dtype=np.float64) * np.asarray(spacing)
     if viewer.dims.ndisplay == 3:
-        viewer.camera.center = tuple(world)
+        viewer.scene.camera.center = tuple(world)
         return
     order = viewer.dims.order
     for axis in order[:-2]:
         viewer.dims.set_point(axis, world[axis])
-    viewer.camera.center = tuple(world[list(order[-2:])])
+    viewer.scene.camera.center = tuple(world[list(order[-2:])])
 
 
 def _no_lesions() -> pd.DataFrame:

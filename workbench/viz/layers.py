@@ -7,6 +7,13 @@ has ``scale`` = the voxel spacing (so lesions look their true shape) and ``metad
 saying what it shows (``kind``, ``channel`` or ``region``, ``status``), which the audit view uses
 to find layers regardless of their names.
 
+:func:`view_layers` folds these into the layers the audit view (``workbench audit`` and the
+napari plugin's reader) opens: the images and label maps, one layer per kind of per-region layer
+(a *slot*: Voronoi cells, components, weights, TP, FP, FN) holding the region shown, and one
+points layer for the lesions of every region. Each slot layer's ``metadata["workbench"]`` also
+holds every region's data (``by_region``), which :func:`region_slot` swaps in, so a napari widget
+can switch regions with nothing but the layers in the viewer.
+
 Per foreground channel (the regions in sigmoid mode, the classes in softmax mode, as the losses
 see them): the reference components (ids as :mod:`workbench.instances` numbers them), their
 Voronoi cells (faint), and the weight map of a weighted loss (log10, so a 100× weight reads as
@@ -36,13 +43,18 @@ from workbench.instances.weights import global_inverse_weights, iwl_weights, loc
 __all__ = [
     "STATUS_COLOURS",
     "STATUS_MEANING",
+    "STATUS_ORDER",
+    "VIEW_SLOTS",
     "WEIGHTED_LOSSES",
     "LayerData",
+    "audit_order",
     "layers",
     "lesion_features",
     "lesion_labels",
     "lesion_texts",
     "marker_sizes",
+    "region_slot",
+    "view_layers",
 ]
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -50,6 +62,11 @@ LayerData = tuple[Any, dict[str, Any], str]
 #: Okabe–Ito colours, distinguishable under the common colour-vision deficiencies.
 STATUS_COLOURS = {"TP": "#009E73", "FP": "#0072B2", "FN": "#D55E00"}
 STATUS_MEANING = {"TP": "detected", "FP": "false positive", "FN": "missed"}
+#: The order an audit walks the lesions in: misses, false positives, detections.
+STATUS_ORDER = {"FN": 0, "FP": 1, "TP": 2}
+#: The per-region (per-channel) layer kinds :func:`view_layers` folds into one layer each.
+VIEW_SLOTS = ("cells", "components", "weights", "TP", "FP", "FN")
+_DRAW_ORDER = {"TP": 0, "FP": 1, "FN": 2}  # misses drawn last, on top
 #: Losses whose voxel weights :func:`layers` can show: those of the loss registry with a weighting.
 WEIGHTED_LOSSES = tuple(name for name, spec in LOSSES.items() if spec.weighting is not None)
 
@@ -76,6 +93,7 @@ def layers(
     ----------
     case : CaseData
         ``image`` (C, *S) float, ``label`` (*S) int (required), ``spacing`` of length 2 or 3.
+        C may be 0 (a label map alone): the ``reference`` layer then starts visible.
     prediction : ndarray of int, shape (*S), optional
         Predicted label map in the schema's label values. Without it there are no lesion layers.
     schema : str or LabelSchema
@@ -98,9 +116,9 @@ def layers(
     Returns
     -------
     list of (data, kwargs, layer_type)
-        Images (one per channel; only one visible), ``reference`` and ``prediction`` labels, then
-        per channel ``<ch> Voronoi cells``, ``<ch> components``, ``<ch> weights (<loss>, log10)``
-        and per region ``<r> TP``, ``<r> FP``, ``<r> FN``, ``<r> lesions`` (points).
+        In mm (``scale``, ``units``): images (one per channel; one visible), ``reference`` and
+        ``prediction`` labels, per channel ``<ch> Voronoi cells``, ``<ch> components``, ``<ch> weights
+        (<loss>, log10)``, per region ``<r> TP``, ``<r> FP``, ``<r> FN``, ``<r> lesions`` (points).
 
     Raises
     ------
@@ -114,12 +132,11 @@ def layers(
     visible_region = _visible_region(schema, reference, visible_region)
     scale = tuple(float(s) for s in spacing)
 
-    result = _image_layers(case, scale) + _label_layers(reference, prediction, scale)
+    result = _image_layers(case, scale) + _label_layers(reference, prediction, scale, visible=case.image.shape[0] == 0)
     channels = schema.foreground_names(mode)
     maps = instance_maps(schema.to_target(reference, mode)[None], mode, connectivity, spacing, num_classes=len(schema.labels))
     weight_layers = _weight_layers(maps, weighted, channels, scale, visible_region, max_weight, clip)
-    if None in weight_layers:
-        result.append(weight_layers[None])
+    result.extend(layer for channel, layer in weight_layers.items() if channel is None)  # a global weighting
     # Grouped by name: in sigmoid mode a region's instance layers sit next to its lesion layers.
     groups: dict[str, list[LayerData]] = {name: [] for name in (*channels, *schema.region_names)}
     for k, name in enumerate(channels):
@@ -135,7 +152,115 @@ def layers(
                                                  visible=region == visible_region))
     for group in groups.values():
         result.extend(group)
-    return result
+    return [(data, {**kwargs, "units": "mm"}, layer_type) for data, kwargs, layer_type in result]
+
+
+def view_layers(layer_data: list[LayerData], *, view: str) -> list[LayerData]:
+    """The audit view's layers: :func:`layers`' per-region layers folded into one layer per kind.
+
+    napari's cost of a layer grows with the number of layers, so the view holds the images, the
+    label maps, one *slot* layer per kind of :data:`VIEW_SLOTS` and one points layer, and shows
+    one region (or channel) at a time by swapping data into the slots (:func:`region_slot`).
+
+    Parameters
+    ----------
+    layer_data : list of (data, kwargs, layer_type)
+        From :func:`layers`.
+    view : str
+        Tags every layer (``metadata["workbench"]["view"]``), so that a widget finds the layers
+        of one opened case among others (e.g. the case's title).
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        The images, label maps and a global weight map as :func:`layers` made them; then the
+        slot layers, showing the region visible in ``layer_data`` (else the first), each with
+        ``metadata["workbench"]`` = that region's metadata plus ``slot``, ``view``, ``shown``
+        (the region shown), ``regions`` (the names it can show) and ``by_region`` (region ->
+        (data, kwargs)); last, with a prediction, the ``lesions`` points of every region, drawn
+        misses last, ``shown`` only in the region shown and with text on a few
+        (:func:`lesion_texts`).
+    """
+    fixed, groups, points, first_visible = [], {}, [], None
+    for data, kwargs, layer_type in layer_data:
+        meta = kwargs["metadata"]["workbench"]
+        if meta["kind"] == "lesions":
+            points.append((data, kwargs))
+        elif meta["kind"] in ("cells", "components", "weights", "status") and meta.get("channel") != "all":
+            group = meta.get("region") or meta["channel"]
+            groups.setdefault(group, {})[meta.get("status", meta["kind"])] = (data, kwargs, layer_type)
+            if first_visible is None and kwargs.get("visible") and meta["kind"] == "status":
+                first_visible = group
+        else:
+            fixed.append((data, {**kwargs, "metadata": {"workbench": {**meta, "view": view}}}, layer_type))
+    names = tuple(groups)
+    shown = first_visible or (names[0] if names else "")
+    out = fixed
+    for slot in VIEW_SLOTS:
+        entries = {name: group[slot] for name, group in groups.items() if slot in group}
+        if not entries:
+            continue
+        _, kwargs, layer_type = next(iter(entries.values()))
+        store = {"slot": slot, "view": view, "regions": names,
+                 "by_region": {name: (data, entry) for name, (data, entry, _) in entries.items()}}
+        data, shown_kwargs = region_slot(store, shown)
+        visible = any(entry.get("visible") for _, entry, _ in entries.values())
+        out.append((data, {**kwargs, **shown_kwargs, "visible": visible}, layer_type))
+    if points:
+        out.append(_view_points(points, shown, view))
+    return out
+
+
+def region_slot(slot_meta: dict[str, Any], region: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """What a slot layer of :func:`view_layers` shows for region (or channel) ``region``.
+
+    Parameters
+    ----------
+    slot_meta : dict
+        The slot layer's ``metadata["workbench"]`` (its ``slot``, ``view``, ``regions``, ``by_region``).
+    region : str
+
+    Returns
+    -------
+    data : ndarray, shape (*S)
+        The region's layer data; zeros if the region has no layer of this kind.
+    kwargs : dict
+        ``name``, ``metadata`` (the region's, with ``slot_meta``'s store and ``shown``) and, for
+        an image, ``contrast_limits``.
+    """
+    store = {key: slot_meta[key] for key in ("slot", "view", "regions", "by_region")}
+    by_region = store["by_region"]
+    if region not in by_region:
+        empty = np.zeros_like(next(iter(by_region.values()))[0])
+        return empty, {"name": f"{region} {store['slot']} (none)",
+                       "metadata": {"workbench": {"kind": "empty", **store, "shown": region}}}
+    data, kwargs = by_region[region]
+    out = {"name": kwargs["name"], "metadata": {"workbench": {**kwargs["metadata"]["workbench"], **store, "shown": region}}}
+    if "contrast_limits" in kwargs:
+        out["contrast_limits"] = kwargs["contrast_limits"]
+    return data, out
+
+
+def _view_points(points: list[tuple[np.ndarray, dict[str, Any]]], shown: str, view: str) -> LayerData:
+    """One points layer for every region's lesion markers (misses drawn last), showing region ``shown``'s."""
+    coords = np.concatenate([data for data, _ in points])
+    kwargs = dict(points[0][1])
+    features = pd.concat([k["features"] for _, k in points], ignore_index=True)
+    on_top = np.argsort(features["status"].map(_DRAW_ORDER).to_numpy(), kind="stable")
+    coords, features = coords[on_top], features.iloc[on_top].reset_index(drop=True)
+    in_region = features["region"].to_numpy() == shown
+    features["text"] = lesion_texts(features, kwargs["scale"], among=in_region)
+    kwargs.update(name="lesions", visible=True, features=features, shown=in_region,
+                  border_color=[STATUS_COLOURS[s] for s in features["status"]] or "white",
+                  size=marker_sizes(features, coords.shape[1]),
+                  metadata={"workbench": {"kind": "lesions", "region": shown, "view": view}})
+    return coords, kwargs, "points"
+
+
+def audit_order(features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` (:func:`lesion_features` rows) in the order an audit walks them: FN, FP, TP, each largest first."""
+    order = np.lexsort((-features["size_mm3"].fillna(0).to_numpy(), features["status"].map(STATUS_ORDER).to_numpy()))
+    return features.iloc[order].reset_index(drop=True)
 
 
 def lesion_labels(
@@ -230,10 +355,12 @@ def _visible_region(schema: LabelSchema, reference: np.ndarray, region: str | No
     return next((r for r, m in zip(regions, masks) if m.any()), regions[0])
 
 
-def _label_layers(reference: np.ndarray, prediction: np.ndarray | None, scale: tuple[float, ...]) -> list[LayerData]:
-    """The ``reference`` and (with one) ``prediction`` label maps, int32 (*S), hidden."""
+def _label_layers(
+    reference: np.ndarray, prediction: np.ndarray | None, scale: tuple[float, ...], *, visible: bool
+) -> list[LayerData]:
+    """The ``reference`` (shown if ``visible``) and (with one) ``prediction`` label maps, int32 (*S), hidden."""
     kwargs = {"scale": scale, "opacity": 0.5, "visible": False}
-    out = [(reference.astype(np.int32), {**kwargs, "name": "reference", **_meta("reference")}, "labels")]
+    out = [(reference.astype(np.int32), {**kwargs, "name": "reference", "visible": visible, **_meta("reference")}, "labels")]
     if prediction is not None:
         out.append((prediction.astype(np.int32), {**kwargs, "name": "prediction", **_meta("prediction")}, "labels"))
     return out
@@ -280,6 +407,8 @@ def _meta(kind: str, **fields: str) -> dict[str, Any]:
 
 def _image_layers(case: CaseData, scale: tuple[float, ...]) -> list[LayerData]:
     names = case.modalities or tuple(f"channel {i}" for i in range(case.image.shape[0]))
+    if not names:
+        return []
     shown = next((n for n in _PREFERRED_IMAGE if n in names), names[0])
     out = []
     for name, channel in zip(names, case.image):

@@ -1,4 +1,9 @@
-"""What the audit view shows, read from a run folder or from plain NIfTI files (no Qt here)."""
+"""What the audit view shows, read from a run folder or from plain NIfTI files, and its layers (no Qt here).
+
+:func:`run_source`, :func:`files_source` and :func:`label_source` read a case; :func:`source_layers`
+turns it into the layers that ``workbench audit`` shows and the napari plugin's reader
+(:mod:`workbench.viz.napari_reader`) opens.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +18,11 @@ import numpy as np
 from workbench.data.cohort import default_manifest_path
 from workbench.data.manifest import CaseData, load_case, load_manifest
 from workbench.data.nifti import grid_mismatch, load_image, load_label, read_header
-from workbench.labels import LabelSchema, get_schema
-from workbench.viz.layers import WEIGHTED_LOSSES
+from workbench.labels import LabelSchema, LabelValueError, get_schema
+from workbench.metrics import lesion_table
+from workbench.viz.layers import WEIGHTED_LOSSES, LayerData, audit_order, layers, lesion_features, view_layers
 
-__all__ = ["AuditSource", "files_source", "find_training_run", "run_source"]
+__all__ = ["AuditSource", "files_source", "find_training_run", "label_source", "run_source", "source_layers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,6 +152,53 @@ def files_source(
         raise ValueError(f"Got {len(names)} modality names for {image.shape[0]} images.")
     case = CaseData(id=_stem(label), image=image, label=arrays["label"], affine=affine, spacing=spacing, modalities=names)
     return AuditSource(case=case, prediction=arrays.get("prediction"), schema=schema, title=str(label))
+
+
+def label_source(path: str | os.PathLike[str], *, schema: str | LabelSchema = "brats_mets_2025") -> AuditSource:
+    """A reference label map alone (no images, no prediction), to look at its regions' components and Voronoi cells.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a readable label map, or holds values outside ``schema`` (the file named).
+    """
+    schema = get_schema(schema)
+    label, affine, spacing = load_label(path)
+    try:
+        schema.validate(label)
+    except LabelValueError as error:
+        raise LabelValueError(f"{path}: {error}") from None
+    case = CaseData(id=_stem(path), image=np.zeros((0, *label.shape), dtype=np.float32), label=label, affine=affine,
+                    spacing=spacing, modalities=())
+    return AuditSource(case=case, prediction=None, schema=schema, title=str(path))
+
+
+def source_layers(source: AuditSource, *, threshold: float = 0.5) -> list[LayerData]:
+    """The layers of the audit view of ``source``: :func:`~workbench.viz.layers.layers` folded by
+    :func:`~workbench.viz.layers.view_layers`, showing the region of the largest miss (if any).
+
+    Parameters
+    ----------
+    source : AuditSource
+    threshold : float
+        Dice threshold of the lesion matching.
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+        Tagged with ``view`` = the source's title (else its case id).
+    """
+    case = source.case
+    lesions, visible_region = None, None
+    if source.prediction is not None:
+        lesions = lesion_table(source.prediction, case.label, schema=source.schema, spacing=case.spacing,
+                               threshold=threshold, connectivity=source.connectivity, case_id=case.id)
+        ordered = audit_order(lesion_features(lesions, case.label.ndim))
+        visible_region = ordered["region"].iloc[0] if len(ordered) else None
+    layer_data = layers(case, source.prediction, schema=source.schema, loss=source.loss, mode=source.mode,
+                        connectivity=source.connectivity, threshold=threshold, lesions=lesions,
+                        visible_region=visible_region, **source.loss_options)
+    return view_layers(layer_data, view=source.title or case.id)
 
 
 def _stem(path: str | os.PathLike[str]) -> str:

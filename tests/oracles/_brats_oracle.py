@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
-pytest.importorskip("brats_evaluation", reason="brats-evaluation is in the test extra")
+from _sessions import import_or_skip
+
+import_or_skip("brats_evaluation", "brats-evaluation", "oracles")
 from brats_evaluation.evaluation import evaluate_single_exam  # noqa: E402
 from brats_evaluation.metrics_parser import parse_mets_results, parse_seg_results  # noqa: E402
 
