@@ -154,7 +154,8 @@ def test_killed_sweep_restarted_finishes_every_run_exactly_once(tmp_path):
     assert is_complete(spec.sweep_dir / "s0")
     assert not is_complete(spec.sweep_dir / "s1") and not (spec.sweep_dir / "s2").exists()
     (hang / "s1").unlink()
-    result = run_sweep(load_sweep(path), workers=1, progress=False)
+    with pytest.warns(UserWarning, match=rf"Took over the lock of sweep folder .* from pid {process.pid} .* no longer runs"):
+        result = run_sweep(load_sweep(path), workers=1, progress=False)
     assert result.status == {"s0": "complete", "s1": "complete", "s2": "complete"}
     assert result.skipped == ["s0"]
     # s0 ran once; s1 ran twice (killed, then redone); s2 once
