@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 
-collect_ignore_glob = [] if importlib.util.find_spec("nnunetv2") else [
-    "workbench/integrations/nnunet/trainers.py",
-    "workbench/integrations/nnunet/transforms.py",
-    "workbench/integrations/nnunet/ext/*.py",
-    "tests/integrations/nnunet_ext/*.py",
-]
+# The test folders' conftest.py files hold fixtures, not doctests; collected as doctest modules they
+# are all imported as "conftest", and pytest refuses the second one when some paths are named.
+collect_ignore_glob = ["tests/*/conftest.py"]
+if importlib.util.find_spec("nnunetv2") is None:
+    collect_ignore_glob += [
+        "workbench/integrations/nnunet/trainers.py",
+        "workbench/integrations/nnunet/transforms.py",
+        "workbench/integrations/nnunet/ext/*.py",
+        "tests/integrations/nnunet_ext/*.py",
+    ]

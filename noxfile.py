@@ -21,6 +21,7 @@ import tomllib
 from pathlib import Path
 
 import nox
+from packaging.requirements import Requirement  # a dependency of nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["oracles", "nnunet"]
@@ -34,8 +35,8 @@ PYTEST = ["pytest", "-p", "no:cacheprovider"]
 
 
 def _name(requirement: str) -> str:
-    """The distribution name of a requirement (``napari[pyqt6]>=0.7`` -> ``napari``)."""
-    return requirement.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
+    """The distribution name of a requirement (``napari[pyqt6]>=0.9`` -> ``napari``)."""
+    return Requirement(requirement).name.lower()
 
 
 @nox.session

@@ -19,14 +19,14 @@ def label_pairs(draw, shape=(16, 18, 20), values=(1, 2, 3, 4), max_lesions=6, ma
     ref = np.zeros(shape, dtype=np.uint8)
     pred = np.zeros(shape, dtype=np.uint8)
 
-    def box(corner, size):
+    def clipped(corner, size):
         return tuple(slice(max(c, 0), max(min(c + s, n), 0)) for c, s, n in zip(corner, size, shape))
 
     for _ in range(draw(st.integers(0, max_lesions))):
         corner = [draw(st.integers(0, n - 2)) for n in shape]
         size = [draw(st.integers(1, 6)) for _ in shape]
         value = draw(st.sampled_from(values))
-        ref[box(corner, size)] = value
+        ref[clipped(corner, size)] = value
         edit = draw(st.sampled_from(EDITS))
         if edit == "drop":
             continue
@@ -37,11 +37,11 @@ def label_pairs(draw, shape=(16, 18, 20), values=(1, 2, 3, 4), max_lesions=6, ma
             corner, size = [c - step for c in corner], [max(s + 2 * step, 1) for s in size]
         elif edit == "relabel":
             value = draw(st.sampled_from(values))
-        pred[box(corner, size)] = value
+        pred[clipped(corner, size)] = value
     for _ in range(draw(st.integers(0, max_false_positives))):
         corner = [draw(st.integers(0, n - 2)) for n in shape]
         size = [draw(st.integers(1, 3)) for _ in shape]
-        pred[box(corner, size)] = draw(st.sampled_from(values))
+        pred[clipped(corner, size)] = draw(st.sampled_from(values))
     return pred, ref
 
 

@@ -13,19 +13,13 @@ import subprocess
 
 import monai  # noqa: F401  (before any test opens a napari viewer, see below)
 import pytest
+from _sessions import skip_or_fail
 
 # MONAI imports torch._dynamo, which loads triton (on CUDA builds of torch); loading triton after a
 # napari viewer has made an OpenGL context under Xvfb segfaults in dlopen. Tests that train after
 # the viewer tests did: imported here, it is loaded first.
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def missing_gui(message: str) -> None:
-    """Skip the test with ``message``, or fail it when ``WORKBENCH_REQUIRE_GUI=1``."""
-    if os.environ.get("WORKBENCH_REQUIRE_GUI") == "1":
-        pytest.fail(f"{message} (WORKBENCH_REQUIRE_GUI=1: GUI tests must run here)")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +29,7 @@ def display():
         yield os.environ["DISPLAY"]
         return
     if shutil.which("Xvfb") is None:
-        missing_gui("napari tests need a display: install Xvfb (apt-get install xvfb) or set DISPLAY")
+        skip_or_fail("napari tests need a display: install Xvfb (apt-get install xvfb) or set DISPLAY", "WORKBENCH_REQUIRE_GUI")
     read_end, write_end = os.pipe()
     server = subprocess.Popen(
         ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
@@ -61,7 +55,7 @@ def display():
 def browser():
     """Debian's Chromium, headless, driven by Playwright (``playwright install`` is not needed)."""
     if CHROMIUM is None:
-        missing_gui("browser tests need Chromium (apt-get install chromium)")
+        skip_or_fail("browser tests need Chromium (apt-get install chromium)", "WORKBENCH_REQUIRE_GUI")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
